@@ -303,7 +303,7 @@ def _read_file(path: str, max_bytes: int) -> tuple[bytes, int]:
         )
     try:
         with open(path, "rb") as f:
-            data = _read_bounded(f.read, max_bytes)
+            data = _read_bounded(f.read, max_bytes, st.st_size if regular else 0)
     except OSError as exc:
         raise _Unusable(_os_reason(exc, path)) from None
     if data is None:  # grew while reading, or a device / FIFO with no size
@@ -311,12 +311,15 @@ def _read_file(path: str, max_bytes: int) -> tuple[bytes, int]:
     return data, st.st_size if regular else len(data)
 
 
-def _read_bounded(read: Callable[[int], bytes], max_bytes: int) -> bytes | None:
-    # Read in chunks; None as soon as more than max_bytes arrived (the rest is left unread).
+def _read_bounded(read: Callable[[int], bytes], max_bytes: int, size_hint: int = 0) -> bytes | None:
+    # Read in chunks; None as soon as more than max_bytes arrived (the rest is left unread). A
+    # regular file's size is read in one call, so the join below does not copy it a second time.
     parts: list[bytes] = []
     total = 0
+    want = size_hint + 1 if size_hint else _CHUNK
     while True:
-        chunk = read(min(_CHUNK, max_bytes + 1 - total))
+        chunk = read(min(want, max_bytes + 1 - total))
+        want = _CHUNK
         if not chunk:
             return b"".join(parts)
         parts.append(chunk)
@@ -455,7 +458,7 @@ def _decode(data: bytes, notes: list[str]) -> str:
 
 
 def _non_blank(text: str) -> str:
-    if not text.strip():
+    if not text or text.isspace():  # isspace(), not strip(): no copy of a 100 MB text
         raise _Unusable("empty file (whitespace only)")
     return text
 

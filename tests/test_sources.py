@@ -463,3 +463,21 @@ def test_error_fixtures_fail_or_degrade_at_read_time(stem: str) -> None:
     else:
         assert src.ok
         assert any(fields["NOTE"] in n for n in src.notes)
+
+
+# --- property: arbitrary bytes never raise ---------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+MAGICS = [b"", b"\x1f\x8b", b"\x1f\x8b\x08\x00", b"BZh9", b"BZh91AY&SY", b"\xfd7zXZ\x00", b"\xef\xbb\xbf"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.sampled_from(MAGICS), body=st.binary(max_size=2048))
+def test_arbitrary_bytes_give_text_or_one_line_error(prefix: bytes, body: bytes) -> None:
+    src = read_source("-", stdin=io.BytesIO(prefix + body), max_bytes=4096)
+    assert (src.error is None) == (src.text is not None)
+    assert (src.error is None) == (src.digest != "")
+    if src.error is not None:
+        assert src.error and "\n" not in src.error
