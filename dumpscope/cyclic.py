@@ -578,7 +578,11 @@ def describe(before: State, config: Config, event: Event, after: State) -> str:
         return f"S cyclic_softint on cpu {cpu}: dequeues {k}, calls {hn}"
     if event is Event.RP:
         extra = " (extra call from cyclic_remove_pend)" if before.handler.pc is Hpc.RPEND_LOOP else ""
-        head = f"RP {hn}{extra} → cyclic_reprogram_cyclic({cpu}, {config.ndx:x}, {config.rearm_at:x})"
+        via = "" if config.local else " → cyclic_reprogram_xcall (remote)"
+        head = (
+            f"RP {hn}{extra}{via} → cyclic_reprogram_cyclic({cpu}, {config.ndx:x}, "
+            f"{config.rearm_at:x})"
+        )
         if after.outcome is Outcome.PANIC:
             return f"{head}: {k} not in heap: panic \"{after.panic}\""
         if b.in_heap(config.ndx):
