@@ -1,0 +1,5 @@
+"""Entry point for `python -m dumpscope`."""
+
+from dumpscope.cli import main
+
+main()

@@ -1,0 +1,198 @@
+"""The dump model: typed, immutable results of parsing an mdb transcript."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = [
+    "Cpu",
+    "Dump",
+    "Frame",
+    "SectionKind",
+    "Section",
+    "Stack",
+    "Status",
+    "Thread",
+]
+
+
+class SectionKind(StrEnum):
+    """What produced a stretch of the transcript."""
+
+    COMMAND = "command"  # a prompt line: '> ::status', '[14]> $C'
+    STATUS = "status"  # ::status
+    STACK = "stack"  # $C, $c, ::stack (or an unprompted block of frames)
+    FINDSTACK = "findstack"  # ::findstack [-v]
+    STACKS = "stacks"  # ::stacks
+    THREADLIST = "threadlist"  # ::threadlist [-v]
+    PANICINFO = "panicinfo"  # ::panicinfo
+    CPUINFO = "cpuinfo"  # ::cpuinfo [-v]
+    CONSOLE = "console"  # kernel console / ::msgbuf / syslog panic text
+    RAW = "raw"  # anything not understood, kept with its line numbers
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One stack frame as mdb (or the kernel console) printed it."""
+
+    line: int  # 1-based line number in the input where the frame starts
+    function: str  # symbol name; for an unresolved frame the address text ('0xfffffffffba436e1')
+    module: str | None = None  # 'zfs' from console 'zfs:foo+1a', 'libc.so.1' from 'libc.so.1`foo'
+    offset: int | None = None  # byte offset after '+' (None when not printed)
+    args: tuple[int, ...] | None = None  # arguments; None when the format has no argument list (::stacks)
+    fp: int | None = None  # frame or stack pointer column, when printed
+
+    @property
+    def unresolved(self) -> bool:
+        """True when mdb could not symbolize the frame and printed a raw address."""
+        return self.function.startswith("0x") or _is_hex(self.function)
+
+    @property
+    def label(self) -> str:
+        """The frame as 'func+0xoff', the way mdb names a location."""
+        mod = f"{self.module}`" if self.module else ""
+        if self.offset is None:
+            return f"{mod}{self.function}"
+        off = str(self.offset) if self.offset < 10 else hex(self.offset)
+        return f"{mod}{self.function}+{off}"
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) >= 8 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """A standalone stack: the output of $C, $c, ::stack, or a console traceback."""
+
+    line: int  # line of the first frame
+    frames: tuple[Frame, ...]  # innermost (the panic call) first
+    command: str | None = None  # '$C', '$c', '::stack', or None when no prompt was seen
+    console: bool = False  # True for a kernel console / msgbuf / syslog traceback
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A kernel thread seen in ::findstack, ::stacks or ::threadlist output."""
+
+    line: int  # line of the header that introduced the thread
+    kind: SectionKind  # FINDSTACK, STACKS or THREADLIST
+    address: int | None  # kthread_t address
+    frames: tuple[Frame, ...]  # innermost first (as printed)
+    description: str | None = None  # '(bhyve/1 [vcpu 0])' text, 'CMD:'/'THREAD:'/'TASKQ:' text
+    state: str | None = None  # ::stacks STATE ('SLEEP', 'PANIC', ...)
+    sobj: str | None = None  # ::stacks SOBJ ('CV', 'SEMA', ...)
+    count: int | None = None  # ::stacks: number of threads sharing this stack
+    stack_pointer: int | None = None  # ::findstack 'stack pointer for thread ...: SP'
+    proc: int | None = None  # ::threadlist PROC
+    lwp: int | None = None  # ::threadlist LWP
+    wchan: int | None = None  # ::threadlist -v WCHAN
+    failure: str | None = None  # '<thread not in memory>' and other stack failures
+    is_panic: bool = False  # the panicking thread (linked from ::panicinfo, console or STATE PANIC)
+
+    @property
+    def has_args(self) -> bool:
+        """True when at least one frame prints an argument list (::findstack -v, not ::stacks)."""
+        return any(f.args for f in self.frames)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The ::status block."""
+
+    line: int  # first line of the block
+    target: str | None = None  # 'crash dump', 'live kernel', 'core file', 'domain crash dump', ...
+    dump_file: str | None = None  # vmcore.22
+    bits: int | None = None  # 64 or 32
+    host: str | None = None  # nodename
+    release: str | None = None  # '5.11'
+    version: str | None = None  # 'joyent_20180216T202957Z' (the platform build)
+    machine: str | None = None  # 'i86pc'
+    image_uuid: str | None = None
+    panic_message: str | None = None  # joined when mdb or a mailer wrapped it
+    dump_content: str | None = None
+    build_version: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()  # 'key: value' lines not known by name, in order
+    lines: tuple[tuple[str, int], ...] = ()  # field name -> line number it came from
+
+    def line_of(self, name: str) -> int | None:
+        """Line number of a status field ('panic_message', 'version', ...), or None."""
+        for key, line in self.lines:
+            if key == name:
+                return line
+        return None
+
+    @property
+    def is_kernel(self) -> bool:
+        """False for a process core ('debugging core file of ...')."""
+        return self.target is None or "core" not in self.target and "PID" not in self.target
+
+
+@dataclass(frozen=True, slots=True)
+class Cpu:
+    """One ::cpuinfo row."""
+
+    line: int
+    cpu_id: int
+    address: int
+    flags: int
+    thread: int | None
+    proc: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A stretch of the transcript and what the parser took it to be."""
+
+    kind: SectionKind
+    start: int  # first line (1-based, inclusive)
+    end: int  # last line (inclusive)
+    command: str | None = None  # the mdb command that produced it, when a prompt was seen
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """Everything understood from one transcript."""
+
+    status: Status | None = None
+    panic_message: str | None = None  # ::status, else ::panicinfo, else the console panic line
+    panic_message_line: int | None = None
+    panic_stack: Stack | None = None  # the first $C/$c/::stack, else the console traceback
+    stacks: tuple[Stack, ...] = ()  # every standalone stack, panic_stack included, in order
+    threads: tuple[Thread, ...] = ()  # ::findstack/::stacks/::threadlist threads, one per address
+    panic_thread_address: int | None = None  # from ::panicinfo, console 'panic[cpuN]/thread=', or PANIC state
+    panic_cpu: int | None = None
+    panicinfo: tuple[tuple[str, str], ...] = ()  # ::panicinfo name/value pairs
+    cpus: tuple[Cpu, ...] = ()
+    sections: tuple[Section, ...] = ()  # every section in input order, raw ones included
+    notes: tuple[str, ...] = ()  # why the parse is degraded, what was skipped
+    line_count: int = 0  # lines in the input
+
+    @property
+    def panic_thread(self) -> Thread | None:
+        """The thread marked as panicking, if the transcript shows it."""
+        for t in self.threads:
+            if t.is_panic:
+                return t
+        return None
+
+    @property
+    def platform(self) -> str | None:
+        """The platform build string from ::status (e.g. 'joyent_20180216T202957Z')."""
+        return self.status.version if self.status else None
+
+    @property
+    def raw_sections(self) -> tuple[Section, ...]:
+        """Sections the parser did not understand."""
+        return tuple(s for s in self.sections if s.kind is SectionKind.RAW)
+
+    @property
+    def partial(self) -> bool:
+        """True when the parse is degraded (see notes)."""
+        return bool(self.notes)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing usable was found."""
+        return not (self.status or self.stacks or self.threads or self.panic_message or self.panicinfo)

@@ -1,0 +1,452 @@
+"""Parses transcript text into the dump model: the Lark parse, its Transformer, and the linking pass."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lark import Token, Transformer
+
+from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
+from dumpscope.grammar import transcript_parser
+from dumpscope.lexer import LexInput, LineTok, _clean, split_lines
+
+__all__ = ["parse_transcript"]
+
+_DEBUGGING = (
+    # debugging crash dump vmcore.22 (64-bit) from dent
+    re.compile(r"(?P<target>(?:domain )?crash dump) (?P<file>\S+) \((?P<bits>\d+)-bit\) from (?P<host>\S+)"),
+    # debugging live kernel (64-bit) on smartos5
+    re.compile(r"(?P<target>live kernel) \((?P<bits>\d+)-bit\) on (?P<host>\S+)"),
+    # debugging core file of bhyve (64-bit) from bhyvetest
+    re.compile(r"(?P<target>core file) of (?P<file>\S+) \((?P<bits>\d+)-bit\) from (?P<host>\S+)"),
+    re.compile(r"(?P<target>PID \d+|defunct process|core file|\S+ file)(?: \((?P<bits>\d+)-bit\))?"),
+)
+_OS = re.compile(r"(?P<release>\S+) (?P<version>\S+)(?: \((?P<machine>[^)]*)\))?")
+_STACK_COMMANDS = re.compile(r"^(?:(?P<addr>[0-9a-fA-F]+|<\w+)?\s*(?P<cmd>\$[cC]\d*|::stack\b|::stackregs\b))")
+
+_FIELD_NAMES = {
+    "operating system": "operating_system",
+    "image uuid": "image_uuid",
+    "panic message": "panic_message",
+    "dump content": "dump_content",
+    "build version": "build_version",
+}
+
+
+# -- intermediate items the transformer builds; the linking pass turns them into the model -------
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    kind: SectionKind
+    start: int
+    end: int
+    value: Any = None  # Status | Stack | tuple[Thread, ...] | tuple[Cpu, ...] | dict | str | None
+
+
+def _hex(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+def _span(children: list[Any]) -> tuple[int, int]:
+    lines: list[int] = []
+    for c in children:
+        v = c.value if isinstance(c, Token) else c
+        if isinstance(v, LineTok):
+            lines.append(v.line)
+        elif isinstance(v, tuple) and v and isinstance(v[0], Frame):
+            lines.extend((v[0].line, v[-1].line))
+        elif isinstance(v, _Item):
+            lines.extend((v.start, v.end))
+    return (min(lines), max(lines)) if lines else (0, 0)
+
+
+class _Build(Transformer[Token, Any]):
+    """Builds values bottom-up as the LALR parser reduces (Lark runs it inline: no tree is kept)."""
+
+    def start(self, items: list[_Item]) -> list[_Item]:
+        return items
+
+    def command(self, c: list[Token]) -> _Item:
+        tok = c[0]
+        lt: LineTok = tok.value
+        if tok.type == "PROMPT":
+            return _Item(SectionKind.COMMAND, lt.line, lt.line, (lt.groups["cmd"] or "").strip())
+        if tok.type == "SHELL_MDB":
+            return _Item(SectionKind.COMMAND, lt.line, lt.line, None)
+        return _Item(SectionKind.COMMAND, lt.line, lt.line, "")  # banner: not a command
+
+    def raw(self, c: list[Token]) -> _Item:
+        tok = c[0]
+        v = tok.value
+        if isinstance(v, tuple):  # a stray run of ::stacks-style frames
+            return _Item(SectionKind.RAW, v[0].line, v[-1].line, None)
+        return _Item(SectionKind.RAW, v.line, v.line, tok.type)
+
+    def status(self, c: list[Token]) -> _Item:
+        start, end = _span(c)
+        fields: dict[str, Any] = {}
+        lines: list[tuple[str, int]] = []
+        extra: list[tuple[str, str]] = []
+        for tok in c:
+            lt: LineTok = tok.value
+            g = lt.groups
+            if tok.type == "STATUS_HEAD":
+                what = g["what"]
+                for rx in _DEBUGGING:
+                    m = rx.match(what)
+                    if m:
+                        d = m.groupdict()
+                        fields["target"] = d.get("target")
+                        fields["dump_file"] = d.get("file")
+                        fields["bits"] = int(d["bits"]) if d.get("bits") else None
+                        fields["host"] = d.get("host")
+                        break
+                else:
+                    fields["target"] = what
+                lines.append(("debugging", lt.line))
+            elif tok.type == "STATUS_FIELD":
+                key, value = g["key"], (g["value"] or "").strip()
+                name = _FIELD_NAMES.get(key)
+                if key == "operating system":
+                    m = _OS.match(value)
+                    if m:
+                        fields.update(release=m["release"], version=m["version"], machine=m["machine"])
+                    lines.append(("version", lt.line))
+                elif name and name not in fields:
+                    fields[name] = value
+                elif key == "upanic message" and "panic_message" not in fields:
+                    fields["panic_message"] = value  # a process core's panic string
+                    name = "panic_message"
+                else:
+                    extra.append((key, value))
+                lines.append((name or key.replace(" ", "_"), lt.line))
+            elif tok.type == "STATUS_NOTE":
+                extra.append(("dump content note", g["note"]))
+                lines.append(("dump_content_note", lt.line))
+            else:  # KEYVAL inside the block
+                extra.append((g["key"], (g["value"] or "").strip()))
+                lines.append((g["key"].replace(" ", "_"), lt.line))
+        fields.pop("operating_system", None)
+        status = Status(line=start, extra=tuple(extra), lines=tuple(lines), **fields)
+        return _Item(SectionKind.STATUS, start, end, status)
+
+    def stack(self, c: list[Token]) -> _Item:
+        frames: tuple[Frame, ...] = c[0].value
+        return _Item(SectionKind.STACK, frames[0].line, frames[-1].line, Stack(frames[0].line, frames))
+
+    def console_stack(self, c: list[Token]) -> _Item:
+        frames: tuple[Frame, ...] = c[0].value
+        st = Stack(frames[0].line, frames, command=None, console=True)
+        return _Item(SectionKind.CONSOLE, frames[0].line, frames[-1].line, st)
+
+    def _findstack_thread(self, c: list[Token], kind: SectionKind, **more: Any) -> Thread:
+        head: LineTok = c[0].value
+        g = head.groups
+        frames: tuple[Frame, ...] = ()
+        for tok in c[1:]:
+            if tok.type == "BRACKET":
+                b: LineTok = tok.value
+                sym = b.groups["sym"] or ""
+                func, _, off = sym.partition("+")
+                frames = (Frame(b.line, func, None, _off(off), (), _hex(b.groups["sp"])),) + frames
+            elif tok.type == "FRAME":
+                frames = frames + tok.value
+        desc = g.get("desc")
+        if g.get("free"):
+            desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
+        return Thread(line=head.line, kind=kind, address=_hex(g["addr"]), frames=frames, description=desc,
+                      stack_pointer=_hex(g["sp"]), **more)
+
+    def findstack(self, c: list[Token]) -> _Item:
+        t = self._findstack_thread(c, SectionKind.FINDSTACK)
+        start, end = _span(c)
+        return _Item(SectionKind.FINDSTACK, start, end, (t,))
+
+    def stacks_group(self, c: list[Token]) -> _Item:
+        head: LineTok = c[0].value
+        g = head.groups
+        frames: tuple[Frame, ...] = ()
+        failure = None
+        for tok in c[1:]:
+            if tok.type == "STACKS_FRAME":
+                frames += tok.value
+            else:
+                failure = tok.value.groups["fail"]
+        count = int(g["count"]) if g["count"].isdigit() else None
+        t = Thread(line=head.line, kind=SectionKind.STACKS, address=_hex(g["addr"]), frames=frames,
+                   state=g["state"], sobj=g["sobj"], count=count, failure=failure,
+                   is_panic=g["state"] == "PANIC")
+        start, end = _span(c)
+        return _Item(SectionKind.STACKS, start, end, (t,))
+
+    def stacks(self, c: list[Any]) -> _Item:
+        return self._collect(SectionKind.STACKS, c)
+
+    def threadlist_entry(self, c: list[Token]) -> _Item:
+        row: LineTok = c[0].value
+        g = row.groups
+        start, end = _span(c)
+        if c[0].type == "THREADLIST_BRIEF":
+            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=_hex(g["addr"]), frames=(),
+                       description=g["desc"], proc=_hex(g["proc"]), lwp=_hex(g["lwp"]))
+            return _Item(SectionKind.THREADLIST, start, end, (t,))
+        desc = None
+        rest = c[1:]
+        if rest and rest[0].type == "THREADLIST_PC":
+            pc = rest[0].value.groups
+            if pc.get("desc"):
+                desc = f"{pc['what']}: {pc['desc']}" if pc["what"] != "CMD" else pc["desc"]
+            rest = rest[1:]
+        more = dict(proc=_hex(g["proc"]), lwp=_hex(g["lwp"]), wchan=_hex(g["wchan"]))
+        if rest:
+            t = self._findstack_thread(rest, SectionKind.THREADLIST, **more)
+            if desc and not t.description:
+                t = replace(t, description=desc)
+            t = replace(t, line=row.line)
+        else:
+            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=_hex(g["addr"]), frames=(),
+                       description=desc, **more)
+        return _Item(SectionKind.THREADLIST, start, end, (t,))
+
+    def threadlist(self, c: list[Any]) -> _Item:
+        return self._collect(SectionKind.THREADLIST, c)
+
+    def _collect(self, kind: SectionKind, c: list[Any]) -> _Item:
+        threads: list[Thread] = []
+        for x in c:
+            if isinstance(x, _Item):
+                threads.extend(x.value)
+        start, end = _span(c)
+        return _Item(kind, start, end, tuple(threads))
+
+    def panicinfo(self, c: list[Token]) -> _Item:
+        start, end = _span(c)
+        fields = tuple((t.value.groups["name"], t.value.groups["value"]) for t in c)
+        return _Item(SectionKind.PANICINFO, start, end, fields)
+
+    def cpuinfo(self, c: list[Token]) -> _Item:
+        start, end = _span(c)
+        cpus = []
+        for tok in c:
+            if tok.type == "CPUINFO_ROW":
+                g = tok.value.groups
+                cpus.append(Cpu(tok.value.line, int(g["id"]), int(g["addr"], 16), int(g["flg"], 16),
+                                _hex(g["thread"]), (g["proc"] or None)))
+        return _Item(SectionKind.CPUINFO, start, end, tuple(cpus))
+
+    def console_panic(self, c: list[Token]) -> _Item:
+        lt: LineTok = c[0].value
+        g = lt.groups
+        info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
+                "type": c[0].type}
+        return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
+
+
+def _off(text: str) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text[2:], 16) if text.startswith("0x") else int(text, 16)
+    except ValueError:
+        return None
+
+
+_TRANSFORMER = _Build()
+
+
+def parse_transcript(text: str, name: str = "<input>") -> Dump:
+    """Parse the text of an mdb session (or an excerpt, or a paste of one) into a Dump.
+
+    Never raises for odd input: what is not understood is kept as raw sections, and a degraded
+    parse carries notes saying why. `name` is only used in notes.
+    """
+    lines = [_clean(line) for line in split_lines(text)]
+    data = LexInput(lines)
+    items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[arg-type]
+    return _link(items, data, text)
+
+
+def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
+    """Turn the parsed items into a Dump: attach commands to output, pick the panic stack, link threads."""
+    sections: list[Section] = []
+    stacks: list[Stack] = []
+    threads: list[Thread] = []
+    statuses: list[Status] = []
+    panicinfo: tuple[tuple[str, str], ...] = ()
+    cpus: tuple[Cpu, ...] = ()
+    console: list[tuple[dict[str, Any], int]] = []
+    notes = list(data.notes)
+    thread_stacks: list[Stack] = []  # ADDR$C: a thread's stack, not the panic stack
+    command: str | None = None
+    raw_start = raw_end = None
+    raw_cmd: str | None = None
+    raw_lines = 0
+
+    def flush_raw() -> None:
+        nonlocal raw_start, raw_end, raw_lines
+        if raw_start is not None:
+            sections.append(Section(SectionKind.RAW, raw_start, raw_end or raw_start, raw_cmd))
+            raw_lines += (raw_end or raw_start) - raw_start + 1
+            raw_start = raw_end = None
+
+    for item in items:
+        if item.kind is SectionKind.RAW:
+            if item.value == "MDB_WARN":
+                notes.append(f"line {item.start}: mdb warning: {data.lines[item.start - 1].strip()[:200]}")
+            if raw_start is None:
+                raw_start, raw_cmd = item.start, command
+            raw_end = item.end
+            continue
+        flush_raw()
+        if item.kind is SectionKind.COMMAND:
+            if item.value == "":  # a banner
+                sections.append(Section(SectionKind.COMMAND, item.start, item.end, None))
+                continue
+            command = item.value
+            sections.append(Section(SectionKind.COMMAND, item.start, item.end, command))
+            continue
+        sections.append(Section(item.kind, item.start, item.end, command))
+        if item.kind is SectionKind.STATUS:
+            statuses.append(item.value)
+        elif item.kind is SectionKind.STACK:
+            st: Stack = item.value
+            m = _STACK_COMMANDS.match(command or "")
+            st = replace(st, command=m["cmd"] if m else None)
+            if m and m["addr"]:
+                thread_stacks.append(st)
+            else:
+                stacks.append(st)
+        elif item.kind is SectionKind.CONSOLE:
+            if isinstance(item.value, Stack):
+                stacks.append(item.value)
+            else:
+                console.append((item.value, item.start))
+        elif item.kind in (SectionKind.FINDSTACK, SectionKind.STACKS, SectionKind.THREADLIST):
+            threads.extend(item.value)
+        elif item.kind is SectionKind.PANICINFO:
+            panicinfo = panicinfo or item.value
+        elif item.kind is SectionKind.CPUINFO:
+            cpus = cpus or item.value
+        # a command's output is one section; what follows without a new prompt is recognised by content
+        command = None
+    flush_raw()
+
+    status = statuses[0] if statuses else None
+    if len(statuses) > 1:
+        notes.append(f"{len(statuses)} ::status blocks; the first (line {statuses[0].line}) is used")
+
+    # The panic message: ::status, else ::panicinfo, else the console
+    msg, msg_line = None, None
+    if status and status.panic_message:
+        msg, msg_line = status.panic_message, status.line_of("panic_message")
+    pi = dict(panicinfo)
+    if msg is None and pi.get("message"):
+        msg = pi["message"]
+        msg_line = _section_line(sections, SectionKind.PANICINFO)
+    panic_thread = _hex(pi.get("thread"))
+    panic_cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
+    for info, line in console:
+        if msg is None and info["message"]:
+            msg, msg_line = info["message"], line
+        if panic_thread is None and info["thread"]:
+            panic_thread = _hex(info["thread"])
+        if panic_cpu is None and info["cpu"]:
+            panic_cpu = int(info["cpu"])
+    if msg is None:
+        msg, msg_line = _message_before_console_stack(stacks, data.lines)
+
+    panic_stack = next((s for s in stacks if not s.console), None) or next(iter(stacks), None)
+    if panic_stack is None and thread_stacks:
+        panic_stack = thread_stacks[0]
+    linked = _merge_threads(threads, panic_thread)
+    if panic_thread is None:
+        pt = next((t for t in linked if t.is_panic), None)
+        panic_thread = pt.address if pt else None
+
+    if text and not text.endswith("\n") and data.lines and sections:
+        last = sections[-1]
+        if last.kind is SectionKind.RAW and last.end == len(data.lines):
+            notes.append(f"line {len(data.lines)}: input ends mid-line (truncated)")
+    understood = [s for s in sections if s.kind not in (SectionKind.RAW, SectionKind.COMMAND)]
+    if understood and raw_lines:
+        raws = [s for s in sections if s.kind is SectionKind.RAW]
+        spans = ", ".join(f"{s.start}-{s.end}" if s.end != s.start else f"{s.start}" for s in raws[:5])
+        more = ", ..." if len(raws) > 5 else ""
+        notes.append(f"{raw_lines} line(s) not understood, kept as raw text (lines {spans}{more})")
+
+    return Dump(
+        status=status,
+        panic_message=msg,
+        panic_message_line=msg_line,
+        panic_stack=panic_stack,
+        stacks=tuple(stacks) + tuple(thread_stacks),
+        threads=tuple(linked),
+        panic_thread_address=panic_thread,
+        panic_cpu=panic_cpu,
+        panicinfo=panicinfo,
+        cpus=cpus,
+        sections=tuple(sections),
+        notes=tuple(notes),
+        line_count=len(data.lines),
+    )
+
+
+def _section_line(sections: list[Section], kind: SectionKind) -> int | None:
+    return next((s.start for s in sections if s.kind is kind), None)
+
+
+def _message_before_console_stack(stacks: list[Stack], lines: list[str]) -> tuple[str | None, int | None]:
+    # A console excerpt may begin with the bare panic string: "bad pending MMIO state", a blank, frames.
+    for st in stacks:
+        if not st.console:
+            continue
+        j = st.line - 2
+        while j >= 0 and not lines[j].strip():
+            j -= 1
+        if j >= 0 and (j == 0 or not lines[j - 1].strip()):
+            candidate = lines[j].strip()
+            if 0 < len(candidate) <= 200 and not candidate.endswith(":") and "```" not in candidate:
+                return candidate, j + 1
+    return None, None
+
+
+def _merge_threads(threads: list[Thread], panic_thread: int | None) -> list[Thread]:
+    """One Thread per address: the same thread seen by ::findstack and ::stacks is linked, not counted twice."""
+    by_addr: dict[int, int] = {}
+    out: list[Thread] = []
+    for t in threads:
+        if t.address is not None and t.count in (None, 1) and t.address in by_addr:
+            k = by_addr[t.address]
+            out[k] = _better(out[k], t)
+            continue
+        if t.address is not None:
+            by_addr[t.address] = len(out)
+        out.append(t)
+    if panic_thread is not None and panic_thread in by_addr:
+        k = by_addr[panic_thread]
+        out[k] = replace(out[k], is_panic=True)
+    return out
+
+
+def _better(a: Thread, b: Thread) -> Thread:
+    # Keep the richer stack (arguments beat none, more frames beat fewer) and fill gaps from the other.
+    first, second = (b, a) if (b.has_args, len(b.frames)) > (a.has_args, len(a.frames)) else (a, b)
+    return replace(
+        first,
+        description=first.description or second.description,
+        state=first.state or second.state,
+        sobj=first.sobj or second.sobj,
+        stack_pointer=first.stack_pointer or second.stack_pointer,
+        proc=first.proc or second.proc,
+        lwp=first.lwp or second.lwp,
+        wchan=first.wchan or second.wchan,
+        is_panic=a.is_panic or b.is_panic,
+    )

@@ -1,0 +1,68 @@
+"""Typed triage results: what a transcript shows, how sure we are, and the evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["Confidence", "Evidence", "Fix", "FixStatus", "Verdict"]
+
+
+class Confidence(StrEnum):
+    """How strongly a signature matched. The names are part of the JSON contract."""
+
+    CONFIRMED = "confirmed"  # paired, and the reference-model replay reproduces the panic
+    PAIRED = "paired"  # panic stack and a second thread match and agree by value
+    LIKELY = "likely"  # the panic stack matches; the other thread is not in the transcript
+    POSSIBLE = "possible"  # only the panic message matches
+
+
+class FixStatus(StrEnum):
+    """Whether the dump's platform build predates the fix of the matched bug."""
+
+    PREDATES_FIX = "predates-fix"
+    HAS_FIX = "has-fix"  # a match on a build that has the fix: regression, or a look-alike
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One clause of a signature checked against the transcript."""
+
+    clause: str  # what was checked, e.g. "panic message", "same cpu in both stacks"
+    lines: tuple[int, ...]  # transcript line numbers the clause rests on
+    holds: bool = True  # False marks a contradiction
+    detail: str = ""  # the values involved, e.g. "cpu=fffffdc5496f0d40"
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """The fix of a matched bug and where this dump's build stands."""
+
+    references: tuple[str, ...]  # commits / tickets that fixed it
+    status: FixStatus
+    detail: str = ""  # e.g. "joyent_20180216T202957Z predates OS-6684 (2019-07-18)"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The triage of one input."""
+
+    source: str  # the input's name as given ('-' is shown as '<stdin>')
+    status: str  # "ok" or "error"
+    error: str | None = None  # why the input could not be triaged
+    panic_message: str | None = None
+    platform: str | None = None  # platform build from ::status
+    host: str | None = None
+    signature: str | None = None  # id of the matched signature, or None
+    confidence: Confidence | None = None
+    bucket: str = ""  # stable short id for grouping crashes
+    title: str = ""  # human title of the crash (signature title, or the bucket title)
+    bugs: tuple[str, ...] = ()  # bug references of the matched signature
+    evidence: tuple[Evidence, ...] = ()
+    fix: Fix | None = None
+    events: tuple[str, ...] = ()  # inferred sequence of events, filled with this dump's values
+    hints: tuple[str, ...] = ()  # mdb commands that would settle the diagnosis
+    notes: tuple[str, ...] = ()  # parse degradations, near-misses and why they do not pair
+    panic_thread: str | None = None  # short description of the panicking thread
+    replay: str | None = None  # one-line replay outcome, when replay ran
