@@ -50,7 +50,7 @@ def main() -> None:
     for pending in (1, 2, 3):
         for fixed in (False, True):
             e = explore(fixed=fixed, pending=pending)
-            t = _best(lambda: explore(fixed=fixed, pending=pending))
+            t = _best(lambda f=fixed, p=pending: explore(fixed=f, pending=p))  # type: ignore[misc]
             rows.append((pending, e.behaviour, e.schedules, e.panic, e.states, t))
     n_init = 1000
     t_init = _best(lambda: [initial(Config(fixed=False)) for _ in range(n_init)]) / n_init

@@ -105,7 +105,6 @@ class Event(StrEnum):
     R4 = "R4"  # cyclic_remove_here/cyclic_remove: reset state, free the id
 
 
-_H_EVENTS = frozenset({Event.S, Event.RP, Event.HR, Event.C, Event.V})
 _R_EVENTS = frozenset({Event.R1, Event.R2, Event.R3, Event.R4})
 
 
@@ -156,7 +155,7 @@ class CycCpu:
 class Handler:
     """The handler activity H: cyclic_softint working on the callout cyclic."""
 
-    pc: Hpc = Hpc.IDLE
+    pc: Hpc = Hpc.IDLE  # where the handler activity is
     extra: int = 0  # cyclic_remove_pend: extra handler calls still to make (rpend - 1 at start)
     in_pend: bool = False  # the running call was made by cyclic_remove_pend
 
@@ -165,7 +164,7 @@ class Handler:
 class Remover:
     """The remover thread R, holding cpu_lock from R1 to R4."""
 
-    pc: Rpc = Rpc.IDLE
+    pc: Rpc = Rpc.IDLE  # where the remover is
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +303,7 @@ def enabled(state: State, config: Config) -> tuple[Event, ...]:
     k = cpu.cyclic(config.ndx)
     out: list[Event] = []
     # cyclic.c cyclic_fire: only the heap root can expire, and only while armed.
-    if (
-        state.fires_left > 0
-        and cpu.nelems > 0
-        and cpu.heap[0] == k.ndx
-        and k.expire != CY_INFINITY
-    ):
+    if state.fires_left > 0 and cpu.nelems > 0 and cpu.heap[0] == k.ndx and k.expire != CY_INFINITY:
         out.append(Event.F)
     if h.pc is Hpc.IDLE and k.queued:
         out.append(Event.S)
@@ -353,8 +347,10 @@ def _fire(state: State, config: Config) -> State:
     # enqueues the index and posts the soft interrupt.
     k = replace(k, pend=k.pend + 1, queued=k.queued or k.pend == 0)
     cpu = _with_cyclic(cpu, k)
-    # cyclic.c cyclic_fire: with cy_interval == CY_INFINITY the new expiry is CY_INFINITY (downheap).
-    cpu = _set_expire(cpu, k.ndx, CY_INFINITY if k.interval == CY_INFINITY else k.expire + k.interval)
+    # cyclic.c cyclic_fire: interval CY_INFINITY makes the new expiry CY_INFINITY (downheap).
+    cpu = _set_expire(
+        cpu, k.ndx, CY_INFINITY if k.interval == CY_INFINITY else k.expire + k.interval
+    )
     return replace(state, cpu=cpu, fires_left=state.fires_left - 1)
 
 
@@ -424,13 +420,16 @@ def _remove_here(state: State, config: Config) -> State:
     cpu = state.cpu
     # cyclic.c cyclic_remove_here: DEBUG asserts cyp_rpend == 0 and CYS_ONLINE, then sets REMOVING.
     if cpu.state is not CycState.ONLINE or cpu.rpend != 0:
-        raise ModelInvariantError("cyc_cpu", "cyp_state", "cyclic_remove_here needs ONLINE, rpend 0")
+        raise ModelInvariantError(
+            "cyc_cpu", "cyp_state", "cyclic_remove_here needs ONLINE, rpend 0"
+        )
     return replace(state, cpu=replace(cpu, state=CycState.REMOVING), remover=Remover(Rpc.REMOVING))
 
 
 def _remove_xcall(state: State, config: Config) -> State:
     target = config.target
-    assert target is not None  # R2 is only enabled with a target on this CPU
+    if target is None:  # enabled() offers R2 only when the remover works on this CPU
+        raise ModelInvariantError("remover", "target", "cross call without a cyclic on this CPU")
     cpu = state.cpu
     c = cpu.cyclic(target)
     # cyclic.c cyclic_remove_xcall (CY_WAIT): stash cy_pend in cyp_rpend and zero it, so
@@ -458,7 +457,7 @@ def _remove_wait(state: State, config: Config) -> State:
 
 
 def _remove_done(state: State, config: Config) -> State:
-    # cyclic.c cyclic_remove_here: cyp_rpend = 0, cyp_state = CYS_ONLINE; cyclic_remove frees the id.
+    # cyclic.c cyclic_remove_here: cyp_rpend = 0, CYS_ONLINE; then cyclic_remove frees the id.
     cpu = replace(state.cpu, rpend=0, state=CycState.ONLINE)
     return replace(state, cpu=cpu, remover=Remover(Rpc.DONE))
 
@@ -511,7 +510,7 @@ def _settle(state: State, config: Config) -> State:
 
 
 def check_invariants(state: State, config: Config) -> None:
-    """Check the invariants of cyclic-model.md §6; raise ModelInvariantError naming object and field."""
+    """Check cyclic-model.md §6 invariants; raise ModelInvariantError naming object and field."""
     cpu, h, r = state.cpu, state.handler, state.remover
     cname = "cyc_cpu" if config.cpu is None else f"cyc_cpu {config.cpu:x}"
     if not 0 <= cpu.nelems <= len(cpu.heap):
@@ -553,11 +552,13 @@ def check_invariants(state: State, config: Config) -> None:
         raise ModelInvariantError("handler", "pc", f"{h.pc} after cyclic_remove returned")
     # 6. cpu_lock keeps the removed index at the head of the free list until R4.
     target = config.target
-    if r.pc in (Rpc.XCALLED, Rpc.WAITING, Rpc.WOKEN) and target is not None:
-        if state.outcome is not Outcome.PANIC and (
-            cpu.nelems >= len(cpu.heap) or cpu.heap[cpu.nelems] != target
-        ):
-            raise ModelInvariantError(cname, "cyp_heap", f"cyp_heap[nelems] is not {target:#x}")
+    if (
+        r.pc in (Rpc.XCALLED, Rpc.WAITING, Rpc.WOKEN)
+        and target is not None
+        and state.outcome is not Outcome.PANIC
+        and (cpu.nelems >= len(cpu.heap) or cpu.heap[cpu.nelems] != target)
+    ):
+        raise ModelInvariantError(cname, "cyp_heap", f"cyp_heap[nelems] is not {target:#x}")
     # 7. (pre-fix, every RP needs the cyclic in the heap) is the kernel's own check: RP panics.
 
 
@@ -577,14 +578,16 @@ def describe(before: State, config: Config, event: Event, after: State) -> str:
     if event is Event.S:
         return f"S cyclic_softint on cpu {cpu}: dequeues {k}, calls {hn}"
     if event is Event.RP:
-        extra = " (extra call from cyclic_remove_pend)" if before.handler.pc is Hpc.RPEND_LOOP else ""
+        extra = (
+            " (extra call from cyclic_remove_pend)" if before.handler.pc is Hpc.RPEND_LOOP else ""
+        )
         via = "" if config.local else " → cyclic_reprogram_xcall (remote)"
         head = (
             f"RP {hn}{extra}{via} → cyclic_reprogram_cyclic({cpu}, {config.ndx:x}, "
             f"{config.rearm_at:x})"
         )
         if after.outcome is Outcome.PANIC:
-            return f"{head}: {k} not in heap: panic \"{after.panic}\""
+            return f'{head}: {k} not in heap: panic "{after.panic}"'
         if b.in_heap(config.ndx):
             return f"{head}: {k} re-armed"
         return f"{head}: {k} not in heap, cyp_rpend={b.rpend}: returns B_FALSE, glue ignores it"
@@ -615,7 +618,7 @@ def describe(before: State, config: Config, event: Event, after: State) -> str:
         )
     if event is Event.R2:
         if after.outcome is Outcome.PANIC:
-            return f"R2 cyclic_remove_xcall on cpu {cpu}: panic \"{after.panic}\""
+            return f'R2 cyclic_remove_xcall on cpu {cpu}: panic "{after.panic}"'
         return f"R2 cyclic_remove_xcall on cpu {cpu}: cyclic {t:#x} freed, cyp_rpend={a.rpend}"
     if event is Event.R3:
         if after.remover.pc is Rpc.WAITING:

@@ -1,4 +1,4 @@
-"""Exhaustive exploration of every interleaving of the cyclic model's actors, before and after 12476."""
+"""Exhaustive exploration of every interleaving of the cyclic model's actors, pre/post 12476."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from dumpscope.cyclic import Config, Event, Outcome, State, describe, enabled, initial, step
+from dumpscope.cyclic import (
+    Config,
+    Event,
+    Outcome,
+    State,
+    describe,
+    enabled,
+    initial,
+    step,
+)
 from dumpscope.errors import InputError, ModelInvariantError
 
 __all__ = [
     "Behaviour",
     "Exploration",
-    "explore",
     "exploration_to_json",
+    "explore",
     "render_exploration_text",
 ]
 
@@ -29,7 +38,7 @@ class Behaviour(StrEnum):
 class Exploration:
     """Counts of complete schedules (paths from the initial state to a terminal state)."""
 
-    behaviour: Behaviour
+    behaviour: Behaviour  # which cyclic.c: before or after illumos 12476
     pending: int  # how many times the callout cyclic may fire (2: it re-fires after the re-arm)
     schedules: int  # complete schedules
     ok: int  # schedules ending with the remover done and no panic
@@ -103,15 +112,15 @@ def _walk(state: State, config: Config, memo: dict[State, _Summary], stack: set[
         return done
     events = enabled(state, config)
     if not events:
-        panic = state.outcome is Outcome.PANIC
+        is_panic = state.outcome is Outcome.PANIC
         summary = _Summary(
             ok=int(state.outcome is Outcome.OK),
-            panic=int(panic),
-            panic_pend=int(panic and state.panic_in_pend),
+            panic=int(is_panic),
+            panic_pend=int(is_panic and state.panic_in_pend),
             hang=int(state.outcome is Outcome.HANG),
-            to_panic=0 if panic else None,
+            to_panic=0 if is_panic else None,
             via=None,
-            to_pend_panic=0 if panic and state.panic_in_pend else None,
+            to_pend_panic=0 if is_panic and state.panic_in_pend else None,
             via_pend=None,
         )
         memo[state] = summary
@@ -125,14 +134,16 @@ def _walk(state: State, config: Config, memo: dict[State, _Summary], stack: set[
     for event in events:
         nxt = step(state, config, event)
         if nxt in stack:
-            # Path counting is only finite on a DAG; a cycle means the model lost its progress measure.
+            # Path counting needs a DAG; a cycle means the model lost its progress measure.
             raise ModelInvariantError("explore", "schedule", f"cycle through {event}")
         sub = _walk(nxt, config, memo, stack)
         ok, panic, hang = ok + sub.ok, panic + sub.panic, hang + sub.hang
         panic_pend += sub.panic_pend
         if sub.to_panic is not None and (best is None or sub.to_panic + 1 < best):
             best, via = sub.to_panic + 1, event
-        if sub.to_pend_panic is not None and (best_pend is None or sub.to_pend_panic + 1 < best_pend):
+        if sub.to_pend_panic is not None and (
+            best_pend is None or sub.to_pend_panic + 1 < best_pend
+        ):
             best_pend, via_pend = sub.to_pend_panic + 1, event
     stack.discard(state)
     summary = _Summary(ok, panic, panic_pend, hang, best, via, best_pend, via_pend)
@@ -158,11 +169,14 @@ def exploration_to_json(e: Exploration) -> dict[str, Any]:
 
 def render_exploration_text(e: Exploration) -> str:
     """Plain-text summary: counts, then the shortest panicking schedule step by step."""
+    fix = "applied" if e.behaviour is Behaviour.FIXED else "absent"
+    plural = "s" if e.pending != 1 else ""
     lines = [
-        f"cyclic model, {e.behaviour} (illumos 12476 {'applied' if e.behaviour is Behaviour.FIXED else 'absent'}), "
-        f"{e.pending} pending firing{'s' if e.pending != 1 else ''}",
-        f"schedules: {e.schedules}  ok: {e.ok}  panic: {e.panic}  hang: {e.hang}  "
-        f"(distinct states: {e.states})",
+        f"cyclic model, {e.behaviour} (illumos 12476 {fix}), {e.pending} pending firing{plural}",
+        (
+            f"schedules: {e.schedules}  ok: {e.ok}  panic: {e.panic}  hang: {e.hang}  "
+            f"(distinct states: {e.states})"
+        ),
     ]
     if e.panic_in_remove_pend:
         lines.append(f"panics inside cyclic_remove_pend: {e.panic_in_remove_pend}")
@@ -173,7 +187,8 @@ def render_exploration_text(e: Exploration) -> str:
         lines.append("no schedule panics")
     if e.shortest_remove_pend_panic:
         lines.append(
-            f"shortest panic through cyclic_remove_pend ({len(e.shortest_remove_pend_panic)} steps):"
+            f"shortest panic through cyclic_remove_pend "
+            f"({len(e.shortest_remove_pend_panic)} steps):"
         )
         lines.extend(f"  {i:2d}. {s}" for i, s in enumerate(e.shortest_remove_pend_panic, 1))
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Replay a dump's inferred 12476 sequence on the cyclic model, buggy and fixed, and compare end states."""
+"""Replay a dump's inferred 12476 sequence on the buggy and fixed cyclic model; compare end states."""
 
 from __future__ import annotations
 
@@ -143,12 +143,12 @@ def _value_contradictions(s: Scenario) -> list[str]:
     out: list[str] = []
     if s.ndx < 0:
         out.append(f"cyclic index {s.ndx} is negative")
-    if s.remover_sema is not None and s.remover_cpu is not None:
-        if s.remover_sema - s.remover_cpu != SEMA_OFFSET:
-            out.append(
-                f"sema_p({s.remover_sema:x}) is not cyclic_remove_here's cpu "
-                f"{s.remover_cpu:x} + 0xa0 (cyp_modify_wait)"
-            )
+    base = s.cpu if s.remover_cpu is None else s.remover_cpu
+    if s.remover_sema is not None and s.remover_sema - base != SEMA_OFFSET:
+        out.append(
+            f"sema_p({s.remover_sema:x}) is not cyclic_remove_here's cpu "
+            f"{base:x} + 0xa0 (cyp_modify_wait)"
+        )
     if (
         s.remover_cyclic_id is not None
         and s.cyclic_id is not None

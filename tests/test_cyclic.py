@@ -224,7 +224,9 @@ def test_event_not_enabled_names_actor_and_field() -> None:
 
 def _with_k(s: State, **kw: object) -> State:
     k = replace(s.cpu.cyclic(NDX), **kw)  # type: ignore[arg-type]
-    return replace(s, cpu=replace(s.cpu, cyclics=tuple(k if c.ndx == NDX else c for c in s.cpu.cyclics)))
+    return replace(
+        s, cpu=replace(s.cpu, cyclics=tuple(k if c.ndx == NDX else c for c in s.cpu.cyclics))
+    )
 
 
 def test_invariant_errors_name_object_and_field() -> None:
@@ -238,7 +240,11 @@ def test_invariant_errors_name_object_and_field() -> None:
         # 3: a stashed rpend while ONLINE.
         (replace(s0, cpu=replace(s0.cpu, rpend=1)), "cyc_cpu fffffdc5496f0d40", "cyp_state"),
         # heap order: the root expires later than its child.
-        (replace(s0, cpu=replace(s0.cpu, heap=(OTHER, NDX))), "cyc_cpu fffffdc5496f0d40", "cyp_heap"),
+        (
+            replace(s0, cpu=replace(s0.cpu, heap=(OTHER, NDX))),
+            "cyc_cpu fffffdc5496f0d40",
+            "cyp_heap",
+        ),
         # 5: handler still running after cyclic_remove returned.
         (
             replace(s0, remover=Remover(Rpc.DONE), handler=Handler(pc=Hpc.POST_RP)),

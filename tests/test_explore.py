@@ -1,4 +1,4 @@
-"""Exhaustive exploration: hand-derived counts for the smallest configuration, and the 12476 verdicts."""
+"""Exhaustive exploration: hand-derived counts for the smallest configuration; 12476 verdicts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dumpscope.cyclic import PANIC_REPROGRAM
 from dumpscope.errors import InputError
 from dumpscope.explore import (
     Behaviour,
-    explore,
     exploration_to_json,
+    explore,
     render_exploration_text,
 )
 
@@ -24,7 +24,7 @@ from dumpscope.explore import (
 #   g=0 (§6 A, R2 before F): k leaves the heap unfired, F is disabled, rpend=0:
 #       R1 R2 R3 R4 only → 1 schedule, ok.
 #   g=1 (§6 B, after F): R1 in 2 places; left: S, RP and R3 (R3 blocks, rpend=1).
-#       buggy: RP panics and ends the run; R3 before S, between S and RP, or never → 3; 2×3 = 6 panic.
+#       buggy: RP panics, ending the run; R3 before S, between S and RP, or never → 2×3 = 6 panic.
 #       fixed: S RP HR C V then R4; R3 in 6 places (before each of the 5, or after V) → 2×6 = 12 ok.
 #   g=2 (§6 C, after S): R1 in 3 places; left: RP, (HR, C, V), R3.
 #       buggy: R3 before RP or never → 2; 3×2 = 6 panic.
@@ -51,7 +51,7 @@ def test_smallest_configuration_matches_hand_table(behaviour: Behaviour) -> None
 def test_buggy_shortest_panic_is_removal_between_fire_and_reprogram() -> None:
     e = explore(fixed=False, pending=1)
     steps = e.shortest_panic
-    # Shortest: F, R1, R2, S, RP in some order (S before the cross call is §6 row C, after it row B).
+    # Shortest: F, R1, R2, S, RP (S before the cross call is §6 row C, after it row B).
     assert len(steps) == 5
     kinds = [s.split()[0] for s in steps]
     assert kinds.index("F") < kinds.index("R2") < kinds.index("RP") == 4

@@ -59,7 +59,9 @@ def test_seed_vhpet_dump_is_confirmed(scenario: Scenario) -> None:
     assert [s.split()[0] for s in sched] == ["F", "S", "R1", "R2", "R3", "RP"]
     assert "R2 cyclic_remove_xcall on cpu fffffdc5496f0d40: cyclic 0xc3 freed, cyp_rpend=1" in sched
     assert "sema_p(fffffdc5496f0de0)" in sched[4] and "bhyve/1 [vcpu 0]" in sched[4]
-    assert "vhpet_handler" in sched[5] and "cyclic_reprogram_cyclic(fffffdc5496f0d40, c3" in sched[5]
+    assert (
+        "vhpet_handler" in sched[5] and "cyclic_reprogram_cyclic(fffffdc5496f0d40, c3" in sched[5]
+    )
 
 
 def test_seed_fixed_run_ends_ok() -> None:
@@ -85,14 +87,17 @@ def test_two_pending_variant_goes_through_remove_pend() -> None:
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (dict(remover_ndx=0xC4), "0xc4"),
-        (dict(remover_cpu=0xFFFFFDC5496F1000, remover_sema=0xFFFFFDC5496F10A0), "fffffdc5496f1000"),
-        (dict(remover_blocked=False), "does not show the remover"),
-        (dict(expected_panic="attempt to remove non-existent cyclic"), "remove non-existent"),
-        (dict(remover_sema=0xFFFFFDC5496F0DE8), "0xa0"),
-        (dict(remover_cyclic_id=0xFFFFFDCE41A29600), "fffffdce41a29600"),
-        (dict(local=False), "remote"),
-        (dict(ndx=-1), "negative"),
+        ({"remover_ndx": 0xC4}, "0xc4"),
+        (
+            {"remover_cpu": 0xFFFFFDC5496F1000, "remover_sema": 0xFFFFFDC5496F10A0},
+            "fffffdc5496f1000",
+        ),
+        ({"remover_blocked": False}, "does not show the remover"),
+        ({"expected_panic": "attempt to remove non-existent cyclic"}, "remove non-existent"),
+        ({"remover_sema": 0xFFFFFDC5496F0DE8}, "0xa0"),
+        ({"remover_cyclic_id": 0xFFFFFDCE41A29600}, "fffffdce41a29600"),
+        ({"local": False}, "remote"),
+        ({"ndx": -1}, "negative"),
     ],
 )
 def test_near_misses_are_not_confirmed(change: dict[str, object], why: str) -> None:
