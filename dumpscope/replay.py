@@ -1,4 +1,4 @@
-"""Replay a dump's inferred 12476 sequence on the buggy and fixed cyclic model; compare end states."""
+"""Replay a dump's 12476 sequence on the buggy and fixed cyclic model and compare end states."""
 
 from __future__ import annotations
 
