@@ -1,0 +1,232 @@
+"""Stable buckets and human titles for any crash: normalised panic message plus the first meaningful frames."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from dumpscope.dump import Dump, Frame, SectionKind, Thread
+from dumpscope.signatures import MAX_SUBJECT_LENGTH, load_irrelevant_frames
+
+__all__ = [
+    "BUCKET_FRAMES",
+    "Bucket",
+    "bucket",
+    "crash_frames",
+    "frame_name",
+    "is_plumbing",
+    "is_unresolved",
+    "meaningful_frames",
+    "normalise_message",
+    "suspect_thread",
+]
+
+# How many meaningful frames go into the bucket key (syzkaller uses the first one for the title and a
+# few for the key; three keeps different callers of a common helper apart).
+BUCKET_FRAMES = 3
+# A console traceback symbolizes an address it cannot resolve to the nearest preceding symbol with a
+# huge offset ('vmm:vmm_zsd_key+37dddca1', 'genunix:process_type+16c210'; mdb-formats §10). No real
+# illumos kernel function is this long, so such a frame is treated as unresolved.
+MISSYMBOLIZED_OFFSET = 0x10000
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Where a crash groups, and what to call it."""
+
+    id: str  # 10 hex chars of sha1 over key
+    title: str  # "BAD TRAP: page fault (NULL pointer dereference) in fss_update_list"
+    key: str  # the text that was hashed: kind | normalised message | frames
+    message: str  # the normalised panic message ('' when none)
+    frames: tuple[str, ...]  # the meaningful frames' function names, innermost first
+
+
+@functools.cache
+def _irrelevant() -> tuple[re.Pattern[str], ...]:
+    return load_irrelevant_frames()
+
+
+def is_unresolved(frame: Frame) -> bool:
+    """True for a raw address, or a console frame mis-symbolized with an impossibly large offset."""
+    if frame.unresolved or frame.function.startswith("0x"):
+        return True
+    return frame.offset is not None and frame.offset >= MISSYMBOLIZED_OFFSET
+
+
+def is_plumbing(frame: Frame) -> bool:
+    """True when the frame is panic/trap/interrupt/sleep plumbing listed in data/irrelevant_frames.txt."""
+    fn = frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]
+    names = [fn]
+    if frame.module:
+        names += [f"{frame.module}:{fn}", f"{frame.module}`{fn}"]
+    return any(p.fullmatch(n) for p in _irrelevant() for n in names)
+
+
+def meaningful_frames(frames: Iterable[Frame]) -> tuple[Frame, ...]:
+    """The frames that say where the crash happened: plumbing and unresolved addresses dropped."""
+    return tuple(f for f in frames if not is_unresolved(f) and not is_plumbing(f))
+
+
+def frame_name(frame: Frame) -> str:
+    """'fss_update_list', or 'kvm:kvm_create_vm' when a console traceback names a non-core module."""
+    fn = frame.function.lstrip("~")
+    if frame.module and frame.module not in ("unix", "genunix"):
+        sep = "`" if ".so" in frame.module else ":"
+        return f"{frame.module}{sep}{fn}"
+    return fn
+
+
+def crash_frames(dump: Dump) -> tuple[Frame, ...]:
+    """The panicking thread's frames: the panic stack, else the thread marked as panicking."""
+    if dump.panic_stack is not None and dump.panic_stack.frames:
+        return dump.panic_stack.frames
+    pt = dump.panic_thread
+    return pt.frames if pt is not None else ()
+
+
+def suspect_thread(dump: Dump) -> Thread | None:
+    """For a dump without a panic: the thread most likely to be the stuck one, or None.
+
+    A thread on CPU (state RUN/ONPROC) wins; otherwise a thread someone chose to ::findstack, when
+    there is exactly one. Threads that ::stacks shows asleep are the normal state of a kernel.
+    """
+    live = [t for t in dump.threads if meaningful_frames(t.frames)]
+    running = [t for t in live if (t.state or "").upper() in ("RUN", "ONPROC")]
+    if running:
+        return running[0]
+    chosen = [t for t in live if t.kind is SectionKind.FINDSTACK]
+    if len(chosen) == 1:
+        return chosen[0]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Message normalisation
+
+# 'key=value' numbers that vary between dumps of the same crash (mdb-formats §2 message families)
+_KEYED = re.compile(r"\b(rp|addr|lp|owner|thread|wwwh|mmu_fsr|offset|size|buf|bufctl|pc|sp)=[0-9a-fA-Fx]+")
+# hex or decimal numbers; words of 8+ letters a-f count as addresses too ('deadbeef')
+_NUMBER = re.compile(r"\b(0x[0-9a-fA-F]+|[0-9a-fA-F]*[0-9][0-9a-fA-F]*|[a-fA-F]{8,16})\b")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_message(message: str | None) -> str:
+    """The panic message with addresses and numbers masked, so the same crash gets the same text."""
+    if not message:
+        return ""
+    text = _SPACE.sub(" ", message[:MAX_SUBJECT_LENGTH]).strip()
+    text = text.replace("\\x0a", "").rstrip()
+    text = _KEYED.sub(lambda m: f"{m.group(1)}=N", text)
+
+    def _num(m: re.Match[str]) -> str:
+        # keep trap types: 'type=e' and 'type=31' name the trap, they are not addresses
+        if text[max(0, m.start() - 5):m.start()] == "type=":
+            return m.group(0)
+        return "N"
+
+    return _NUMBER.sub(_num, text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Titles
+
+_TRAP = re.compile(r"^BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?")
+_TRAP_MODULE = re.compile(r'occurred in module "(?P<mod>[^"]+)"(?: due to (?P<why>.*))?')
+_ASSERT = re.compile(r"^(assertion failed: |VERIFY)|, file: [^,]+, line: \d+|, file: \S+ line \d+")
+_MUTEX = re.compile(r"^(?P<what>(recursive )?(mutex|rw)_[a-z_]+(: [a-z ]+)?|recursive (mutex_enter|rw_enter)), (lp|wwwh)=")
+_ZFS_RECOVER = re.compile(r"^zfs: (?P<what>[a-z ]+?)(?: ?\(|$)")
+
+
+def _where(frames: Sequence[Frame]) -> str:
+    return f" in {frame_name(frames[0])}" if frames else ""
+
+
+def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequence[Frame]) -> str:
+    where = _where(frames)
+    names = {f.function.lstrip("~") for f in all_frames}
+    if dump.status is not None and not dump.status.is_kernel:
+        what = message.strip().lstrip("*").strip() if message else "process core"
+        what = what.replace("\\x0a", "").strip()
+        return f"userland core: {what}{where}"
+    if message:
+        m = _TRAP.match(message)
+        if m:
+            kind = (m.group("name") or "").strip().lower() or f"type={m.group('type')}"
+            mm = _TRAP_MODULE.search(message)
+            why = ""
+            if mm and mm.group("why"):
+                why = " (" + mm.group("why").strip().rstrip(".") + ")"
+            if not where and mm:
+                where = f" in {mm.group('mod')}"
+            if kind == "type=" + m.group("type") and why:
+                return f"BAD TRAP: {kind}{why}{where}"
+            return f"BAD TRAP: {kind}{why}{where}"
+        m2 = _MUTEX.match(message)
+        if m2:
+            return f"{m2.group('what')}{where}"
+        if "zfs_panic_recover" in names or message.startswith("zfs: "):
+            mz = _ZFS_RECOVER.match(message)
+            what = f"zfs: {mz.group('what')}" if mz else "zfs_panic_recover"
+            return f"{what}{where}"
+        if _ASSERT.search(message):
+            return f"assertion failed{where}"
+        short = normalise_message(message)
+        if len(short) > 80:
+            short = short[:77].rstrip() + "..."
+        return f"{short}{where}"
+    # no panic message in the transcript: say what the stack shows
+    if names & {"die", "trap", "cmntrap", "_cmntrap"}:
+        return f"BAD TRAP{where}" if where else "BAD TRAP (panic message not captured)"
+    if "zfs_panic_recover" in names:
+        return f"zfs_panic_recover{where}"
+    if names & {"assfail", "assfail3"}:
+        return f"assertion failed{where}"
+    if "mutex_panic" in names:
+        return f"mutex panic{where}"
+    if all_frames:
+        if not frames:
+            return "panic (no meaningful frames)"
+        if names & {"vpanic", "panic", "panicsys"}:
+            return f"panic{where}"
+        return f"crash{where} (panic message not captured)"
+    return ""
+
+
+def bucket(dump: Dump) -> Bucket:
+    """The bucket of a dump: the same crash with different addresses always gets the same id."""
+    all_frames = crash_frames(dump)
+    message = dump.panic_message or (dump.status.panic_message if dump.status else None) or ""
+    kind = "panic"
+    title = ""
+    frames = meaningful_frames(all_frames)[:BUCKET_FRAMES]
+    if not message and not all_frames:
+        suspect = suspect_thread(dump)
+        if suspect is not None:
+            kind = "hang"
+            frames = meaningful_frames(suspect.frames)[:BUCKET_FRAMES]
+            title = f"hang (no panic){_where(frames)}"
+        else:
+            kind = "none"
+            title = _no_crash_title(dump)
+    if not title:
+        title = _title(dump, message, frames, all_frames)
+    if dump.status is not None and not dump.status.is_kernel:
+        kind = "core"
+    norm = normalise_message(message)
+    key = "|".join((kind, norm, " ".join(f.function.lstrip("~") for f in frames)))
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+    return Bucket(digest, title, key, norm, tuple(f.function.lstrip("~") for f in frames))
+
+
+def _no_crash_title(dump: Dump) -> str:
+    if dump.threads:
+        return f"no panic: {len(dump.threads)} thread stack(s), none on CPU"
+    target = dump.status.target if dump.status else None
+    if target and "live" in target:
+        return "no panic: live kernel session"
+    if target and "crash dump" in target:
+        return "crash dump: panic message and stack not captured"
+    return "no crash found in transcript"

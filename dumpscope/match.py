@@ -1,0 +1,395 @@
+"""Match one dump against one signature: ordered frame patterns, value bindings and cross-thread pairing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from dumpscope.bucket import crash_frames, is_unresolved, meaningful_frames
+from dumpscope.dump import Dump, Frame, Thread
+from dumpscope.signatures import (
+    MAX_SUBJECT_LENGTH,
+    FramePattern,
+    Kind,
+    Operand,
+    Signature,
+    ThreadSpec,
+    fill_template,
+    resolve,
+)
+from dumpscope.verdict import Confidence, Evidence
+
+__all__ = ["Candidate", "Match", "hexval", "match", "match_frames"]
+
+
+def hexval(value: int | None) -> str:
+    """A value the way mdb prints it (bare lowercase hex), or '?' when not shown."""
+    return "?" if value is None else f"{value:x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A thread whose stack has the shape a signature's other thread needs, and how it compares."""
+
+    role: str  # the ThreadSpec role ('remover')
+    address: int | None  # kthread_t address; None for a standalone stack
+    description: str | None  # '(bhyve/1 [vcpu 0])'
+    line: int  # line of the thread header (or first frame)
+    source: str  # 'findstack', 'stacks', 'threadlist' or 'stack'
+    has_args: bool  # False for ::stacks, which prints no arguments
+    frames: tuple[tuple[str, Frame], ...]  # pattern name -> matched frame
+    bound: tuple[tuple[str, int], ...]  # this thread's own bindings ('sema')
+    evidence: tuple[Evidence, ...]  # one per clause that could be checked
+    paired: bool  # every required clause shown and agreeing, no contradiction
+    reason: str  # why it does not pair ('' when paired)
+
+    @property
+    def label(self) -> str:
+        """'thread fffffe55d37b8080 (bhyve/1 [vcpu 0])' or 'stack at line 40'."""
+        if self.address is None:
+            return f"{self.source} at line {self.line}"
+        desc = f" {self.description}" if self.description else ""
+        return f"thread {self.address:x}{desc}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A signature that matched a dump, with everything a report needs to show why."""
+
+    signature: Signature
+    confidence: Confidence
+    evidence: tuple[Evidence, ...]  # message, frames, then each clause against each candidate
+    bound: tuple[tuple[str, int], ...]  # values bound from the crash stack and the paired threads
+    frames: tuple[tuple[str, Frame], ...]  # crash pattern name -> matched frame
+    partners: tuple[Candidate, ...] = ()  # the paired threads (one per role)
+    candidates: tuple[Candidate, ...] = ()  # every thread that had the right shape, paired or not
+    hints: tuple[str, ...] = ()  # mdb commands that would settle the diagnosis
+    notes: tuple[str, ...] = ()  # near-misses and why they do not pair, contradictions
+    message_matched: bool | None = None  # None when the transcript shows no panic message
+    stack_matched: bool | None = None  # None when the transcript shows no crash stack
+    stuck_thread: Thread | None = None  # for a hang signature: the thread that matched
+
+    def value(self, name: str) -> int | None:
+        """A bound value by name ('cpu', 'ndx', 'sema'), or None."""
+        for key, val in self.bound:
+            if key == name:
+                return val
+        return None
+
+    def frame(self, name: str) -> Frame | None:
+        """The crash frame matched by the pattern of this name, or None."""
+        for key, fr in self.frames:
+            if key == name:
+                return fr
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Frame patterns
+
+
+def _frame_matches(pat: FramePattern, frame: Frame) -> bool:
+    if is_unresolved(frame):
+        return False
+    if pat.function.fullmatch(frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) is None:
+        return False
+    # $C prints bare function names (module None); console tracebacks print 'module:function'.
+    return pat.module is None or frame.module is None or pat.module.fullmatch(frame.module) is not None
+
+
+def match_frames(
+    patterns: Sequence[FramePattern], frames: Sequence[Frame], anchored: bool = False
+) -> tuple[tuple[FramePattern, Frame], ...] | None:
+    """Match ordered patterns against frames (innermost first), other frames allowed between them.
+
+    Required patterns take the earliest matching frame, which is optimal for a subsequence; an optional
+    pattern is looked for only before the frame the next required pattern takes. With `anchored`, the
+    first pattern must match the first meaningful frame (plumbing such as vpanic and unresolved
+    addresses skipped). Linear in len(frames) * len(patterns).
+    """
+    pos = 0
+    if anchored:
+        first = meaningful_frames(frames)
+        if not first or not _frame_matches(patterns[0], first[0]):
+            return None
+        pos = next(i for i, f in enumerate(frames) if f is first[0])
+    out: list[tuple[FramePattern, Frame]] = []
+    for k, pat in enumerate(patterns):
+        if not pat.optional:
+            j = _find(pat, frames, pos, len(frames))
+            if j is None:
+                return None
+            out.append((pat, frames[j]))
+            pos = j + 1
+            continue
+        limit = len(frames)
+        nxt = next((p for p in patterns[k + 1:] if not p.optional), None)
+        if nxt is not None:
+            found = _find(nxt, frames, pos, len(frames))
+            limit = found if found is not None else len(frames)
+        j = _find(pat, frames, pos, limit)
+        if j is not None:
+            out.append((pat, frames[j]))
+            pos = j + 1
+    return tuple(out)
+
+
+def _find(pat: FramePattern, frames: Sequence[Frame], start: int, stop: int) -> int | None:
+    for j in range(start, stop):
+        if _frame_matches(pat, frames[j]):
+            return j
+    return None
+
+
+def _named(hit: Sequence[tuple[FramePattern, Frame]]) -> tuple[tuple[str, Frame], ...]:
+    return tuple((p.name or p.function.pattern, f) for p, f in hit)
+
+
+def _args(named: Sequence[tuple[str, Frame]]) -> dict[str, tuple[int, ...] | None]:
+    return {name: fr.args for name, fr in named}
+
+
+def _bind(bind: Sequence[tuple[str, Operand]], named: Sequence[tuple[str, Frame]]) -> tuple[dict[str, int], dict[str, int]]:
+    # name -> value and name -> transcript line of the frame it came from
+    args = _args(named)
+    lines = {name: fr.line for name, fr in named}
+    values: dict[str, int] = {}
+    where: dict[str, int] = {}
+    for name, op in bind:
+        v = resolve(op, args, {})
+        if v is not None:
+            values[name] = v
+            where[name] = lines.get(op.name, 0)
+    return values, where
+
+
+# ---------------------------------------------------------------------------------------------------
+# Matching
+
+
+def match(dump: Dump, sig: Signature) -> Match | None:
+    """Match a dump against a signature; None when it does not match at all.
+
+    Confidence: `paired` when the crash stack matches and every other thread the signature needs is
+    found and agrees by value; `likely` when the crash stack matches but no such thread can be
+    checked; `possible` when only a specific panic message matches.
+    """
+    if sig.kind is Kind.HANG:
+        return _match_hang(dump, sig)
+    return _match_panic(dump, sig)
+
+
+def _message(dump: Dump) -> tuple[str | None, int | None]:
+    msg = dump.panic_message or (dump.status.panic_message if dump.status else None)
+    line = dump.panic_message_line or (dump.status.line_of("panic_message") if dump.status else None)
+    return msg, line
+
+
+def _match_panic(dump: Dump, sig: Signature) -> Match | None:
+    crash = sig.crash
+    evidence: list[Evidence] = []
+    notes: list[str] = []
+    msg, msg_line = _message(dump)
+    msg_ok: bool | None = None
+    if msg and crash.message is not None:
+        msg_ok = crash.message.search(msg[:MAX_SUBJECT_LENGTH]) is not None
+        if not msg_ok:
+            return None  # a different panic, whatever the stack looks like
+        evidence.append(Evidence("panic message", (msg_line,) if msg_line else (), True, msg.strip()))
+
+    frames = crash_frames(dump)
+    stack_ok: bool | None = None
+    named: tuple[tuple[str, Frame], ...] = ()
+    if frames:
+        hit = match_frames(crash.frames, frames, crash.anchored)
+        excluded = [f for f in frames if any(p.fullmatch(f.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) for p in crash.exclude)]
+        stack_ok = hit is not None and not excluded
+        if hit is not None and not excluded:
+            named = _named(hit)
+            for name, fr in named:
+                evidence.append(Evidence(f"panic stack frame {name}", (fr.line,), True, _frame_text(fr)))
+        elif excluded:
+            notes.append(
+                f"the panic stack has {excluded[0].label} (line {excluded[0].line}), which {sig.id} excludes"
+            )
+            evidence.append(Evidence(f"no {excluded[0].function} in panic stack", (excluded[0].line,), False, excluded[0].label))
+        else:
+            first = meaningful_frames(frames)
+            at = f"; it starts at {first[0].label} (line {first[0].line})" if first else ""
+            notes.append(f"the panic stack does not have the frames {sig.id} needs{at}")
+
+    if stack_ok:
+        confidence = Confidence.LIKELY
+    elif msg_ok and crash.message_suffices:
+        confidence = Confidence.POSSIBLE
+    else:
+        return None
+
+    values, where = _bind(crash.bind, named)
+    hints: list[str] = []
+    candidates: list[Candidate] = []
+    partners: list[Candidate] = []
+    if confidence is Confidence.POSSIBLE:
+        if not frames:
+            notes.append("the transcript has no panic stack; only the panic message could be checked")
+        hints.extend(h for h in sig.hints if "{" not in h)
+    for spec in sig.threads:
+        found = _candidates(dump, spec, values, where)
+        candidates.extend(found)
+        paired = [c for c in found if c.paired]
+        if confidence is Confidence.POSSIBLE:
+            for c in found:
+                notes.append(f"{spec.role}-shaped {c.label} (line {c.line}) found, but without a matching panic stack there is nothing to pair it with")
+            continue
+        if paired:
+            partners.append(paired[0])
+        for c in found:
+            evidence.extend(c.evidence)
+            if not c.paired:
+                notes.append(f"{spec.role}-shaped {c.label} (line {c.line}) does not pair: {c.reason}")
+        if not paired:
+            no_args = [c for c in found if not c.has_args]
+            for c in no_args or [None]:  # type: ignore[list-item]
+                addr = hexval(c.address) if c is not None and c.address is not None else "ADDR"
+                for h in spec.hints:
+                    text = fill_template(h, {"address": addr})
+                    if text not in hints:
+                        hints.append(text)
+    if confidence is Confidence.LIKELY and sig.threads and len(partners) == len(sig.threads):
+        confidence = Confidence.PAIRED
+    elif confidence is Confidence.LIKELY and sig.threads and not candidates:
+        notes.append(
+            "no " + " or ".join(s.role for s in sig.threads) + " thread with arguments is in the transcript"
+        )
+    for p in partners:
+        for k, v in p.bound:
+            values.setdefault(k, v)
+    return Match(
+        signature=sig,
+        confidence=confidence,
+        evidence=tuple(evidence),
+        bound=tuple(values.items()),
+        frames=named,
+        partners=tuple(partners),
+        candidates=tuple(candidates),
+        hints=tuple(hints),
+        notes=tuple(notes),
+        message_matched=msg_ok,
+        stack_matched=stack_ok,
+    )
+
+
+def _match_hang(dump: Dump, sig: Signature) -> Match | None:
+    msg, msg_line = _message(dump)
+    evidence: list[Evidence] = []
+    msg_ok: bool | None = None
+    if msg:
+        if sig.crash.message is None or sig.crash.message.search(msg[:MAX_SUBJECT_LENGTH]) is None:
+            return None  # a real panic is not a hang
+        msg_ok = True
+        evidence.append(Evidence("panic message of a forced dump", (msg_line,) if msg_line else (), True, msg.strip()))
+    for src, frames, thread in _sources(dump, include_panic=True):
+        hit = match_frames(sig.crash.frames, frames, sig.crash.anchored)
+        if hit is None:
+            continue
+        named = _named(hit)
+        who = _who(thread, src, frames)
+        for name, fr in named:
+            evidence.append(Evidence(f"stuck thread frame {name}", (fr.line,), True, f"{who}: {_frame_text(fr)}"))
+        addr = hexval(thread.address) if thread is not None and thread.address is not None else "ADDR"
+        hints = tuple(fill_template(h, {"address": addr}) for h in sig.hints)
+        notes = () if msg else ("no panic in the transcript: a hang",)
+        return Match(sig, Confidence.LIKELY, tuple(evidence), (), named, hints=hints, notes=notes,
+                     message_matched=msg_ok, stack_matched=True, stuck_thread=thread)
+    return None
+
+
+def _who(thread: Thread | None, src: str, frames: Sequence[Frame]) -> str:
+    if thread is not None and thread.address is not None:
+        desc = f" {thread.description}" if thread.description else ""
+        return f"thread {thread.address:x}{desc}"
+    return f"{src} at line {frames[0].line if frames else 0}"
+
+
+def _sources(dump: Dump, include_panic: bool) -> list[tuple[str, tuple[Frame, ...], Thread | None]]:
+    # Other threads: ::findstack/::stacks/::threadlist threads, then standalone stacks ($C on an
+    # address, or an unprompted block) other than the panic stack.
+    out: list[tuple[str, tuple[Frame, ...], Thread | None]] = []
+    for t in dump.threads:
+        if not include_panic and (t.is_panic or (t.address is not None and t.address == dump.panic_thread_address)):
+            continue
+        out.append((t.kind.value, t.frames, t))
+    for s in dump.stacks:
+        if not include_panic and s is dump.panic_stack:
+            continue
+        out.append(("stack", s.frames, None))
+    return out
+
+
+def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: Mapping[str, int]) -> list[Candidate]:
+    out = []
+    for src, frames, thread in _sources(dump, include_panic=False):
+        hit = match_frames(spec.frames, frames)
+        if hit is None:
+            continue
+        named = _named(hit)
+        has_args = any(fr.args is not None for _, fr in named)
+        own, own_where = _bind(spec.bind, named)
+        evidence: list[Evidence] = []
+        contradictions: list[str] = []
+        unknown: list[str] = []
+        args = _args(named)
+        lines = {name: fr.line for name, fr in named}
+        names = {**values, **own}
+        for cl in spec.require:
+            lhs = resolve(cl.lhs, args, names)
+            rhs = resolve(cl.rhs, args, names)
+            if lhs is None or rhs is None:
+                if not cl.optional:
+                    unknown.append(cl.label)
+                continue
+            ev_lines = tuple(sorted({ln for ln in (_line(cl.lhs, lines, where, own_where), _line(cl.rhs, lines, where, own_where)) if ln}))
+            detail = f"{cl.lhs} = {hexval(lhs)}, {cl.rhs} = {hexval(rhs)}"
+            who = _who(thread, src, frames)
+            if lhs == rhs:
+                evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, True, f"{who}: {detail}"))
+            else:
+                evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, False, f"{who}: {detail}"))
+                contradictions.append(f"{cl.label} does not hold ({detail})")
+        if not has_args:
+            reason = f"{src} prints no arguments, so its values cannot be compared"
+        elif contradictions:
+            reason = "; ".join(contradictions)
+        elif unknown:
+            reason = "not shown: " + "; ".join(unknown)
+        else:
+            reason = ""
+        out.append(Candidate(
+            role=spec.role,
+            address=thread.address if thread is not None else None,
+            description=thread.description if thread is not None else None,
+            line=thread.line if thread is not None else (frames[0].line if frames else 0),
+            source=src,
+            has_args=has_args,
+            frames=named,
+            bound=tuple(own.items()),
+            evidence=tuple(evidence),
+            paired=has_args and not reason,
+            reason=reason,
+        ))
+    # a paired thread first, then threads with arguments, then ::stacks-only ones
+    out.sort(key=lambda c: (not c.paired, not c.has_args))
+    return out
+
+
+def _line(op: Operand, lines: Mapping[str, int], crash_where: Mapping[str, int], own_where: Mapping[str, int]) -> int | None:
+    if op.index is not None:
+        return lines.get(op.name)
+    return own_where.get(op.name) or crash_where.get(op.name)
+
+
+def _frame_text(fr: Frame) -> str:
+    if fr.args is None:
+        return fr.label
+    return f"{fr.label}({', '.join(f'{a:x}' for a in fr.args)})"
+

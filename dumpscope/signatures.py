@@ -1,0 +1,754 @@
+"""Load and validate the declarative crash signatures shipped in dumpscope/data/signatures/*.toml."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import importlib.resources
+import re
+import string
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from dumpscope.errors import SignatureFileError
+from dumpscope.verdict import FixStatus
+
+try:  # Python 3.11 moved the regex parser; the old name still works but warns
+    import re._constants as _sre_c
+    import re._parser as _sre_parse
+except ImportError:  # pragma: no cover - older interpreters
+    import sre_constants as _sre_c  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+__all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_SUBJECT_LENGTH",
+    "EXTRA_FIELDS",
+    "Clause",
+    "CrashSpec",
+    "FixLine",
+    "FixSpec",
+    "FramePattern",
+    "Kind",
+    "Operand",
+    "Signature",
+    "SignatureSet",
+    "ThreadSpec",
+    "check_regex",
+    "compile_pattern",
+    "fill_template",
+    "load_irrelevant_frames",
+    "load_signatures",
+    "resolve",
+    "signature_set",
+]
+
+# A pattern longer than this is almost certainly a mistake (or an attack on the matcher).
+MAX_PATTERN_LENGTH = 300
+# Subjects (panic messages, function names) are cut to this many characters before matching, so that
+# even a pattern with several '.*' stays cheap on a pathological multi-megabyte line.
+MAX_SUBJECT_LENGTH = 1024
+
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_REF_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.arg([0-9]{1,2})")
+_CLAUSE_RE = re.compile(
+    r"\s*(?P<lhs>[A-Za-z_][A-Za-z0-9_.]*)\s*==\s*(?P<rhs>[A-Za-z_][A-Za-z0-9_.]*)"
+    r"\s*(?:(?P<op>[+-])\s*(?P<num>0x[0-9A-Fa-f]{1,16}|[0-9]{1,20}))?\s*"
+)
+_MASK64 = (1 << 64) - 1
+
+
+class Kind(StrEnum):
+    """What sort of event a signature describes."""
+
+    PANIC = "panic"  # the crash stack is the panicking thread's stack
+    HANG = "hang"  # no panic: the crash frames are looked for in every thread (a stuck thread)
+
+
+@dataclass(frozen=True, slots=True)
+class FramePattern:
+    """One frame of an ordered stack pattern; other frames may sit between two patterns."""
+
+    name: str  # how clauses refer to the matched frame ('cyclic_remove_here'); '' when unnamed
+    function: re.Pattern[str]  # fullmatch against Frame.function ('vhpet_handler|vatpit_callout_handler')
+    module: re.Pattern[str] | None = None  # fullmatch against Frame.module when the frame shows one
+    optional: bool = False  # the frame may be absent (inlined, or a variant of the path)
+    line: int = 0  # line of the pattern in its signature file
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """One side of a clause: a named binding ('cpu') or a frame argument ('sema_p.arg0')."""
+
+    name: str  # binding name, or frame pattern name when index is set
+    index: int | None = None  # argument index for 'frame.argN'
+    offset: int = 0  # added to the value ('cpu + 0xa0'); only on the right-hand side
+
+    def __str__(self) -> str:
+        base = self.name if self.index is None else f"{self.name}.arg{self.index}"
+        if self.offset:
+            sign = "+" if self.offset > 0 else "-"
+            return f"{base} {sign} {abs(self.offset):#x}"
+        return base
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """An equality between a value of another thread and a value bound from the crash stack."""
+
+    text: str  # the clause as written ('sema_p.arg0 == cpu + 0xa0')
+    label: str  # what agreement means ('the semaphore is cyp_modify_wait of that cpu')
+    lhs: Operand
+    rhs: Operand
+    optional: bool = False  # checked only where both sides are shown (e.g. the cyclic id)
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CrashSpec:
+    """What the crash itself looks like: panic message and the ordered frames of its stack."""
+
+    message: re.Pattern[str] | None  # searched in the panic message; None = any message
+    message_suffices: bool  # a matching message alone is a `possible` match (the message is specific)
+    frames: tuple[FramePattern, ...]  # innermost first, gaps allowed
+    anchored: bool = False  # the first pattern must match the first meaningful (non-plumbing) frame
+    exclude: tuple[re.Pattern[str], ...] = ()  # functions that must not appear anywhere in the stack
+    bind: tuple[tuple[str, Operand], ...] = ()  # name -> 'frame.argN' of the crash stack
+    message_line: int = 0
+    frames_line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSpec:
+    """Another thread that must exist and agree by value (the 12476 remover)."""
+
+    role: str  # 'remover'
+    description: str  # one line for reports
+    frames: tuple[FramePattern, ...]
+    bind: tuple[tuple[str, Operand], ...] = ()  # name -> 'frame.argN' of this thread
+    require: tuple[Clause, ...] = ()
+    hints: tuple[str, ...] = ()  # mdb commands to find it; '{address}' is the thread address if known
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FixLine:
+    """A fix in one line of development, and how to tell whether a platform build has it."""
+
+    name: str  # 'illumos-gate', 'illumos-joyent (SmartOS OS-6684)'
+    commit: str
+    date: _dt.date
+    build: re.Pattern[str] | None = None  # platform builds of this line; group 'date' is YYYYMMDD
+
+    def status_of(self, platform: str) -> tuple[FixStatus, str] | None:
+        """Whether the build string predates this fix; None when the build is not of this line."""
+        if self.build is None:
+            return None
+        m = self.build.fullmatch(platform[:MAX_SUBJECT_LENGTH])
+        if m is None:
+            return None
+        try:
+            built = _dt.datetime.strptime(m.group("date"), "%Y%m%d").date()
+        except (IndexError, ValueError):
+            return None
+        fix = f"{self.name} {self.commit[:12]} ({self.date.isoformat()})"
+        if built < self.date:
+            return FixStatus.PREDATES_FIX, f"{platform} (built {built.isoformat()}) predates {fix}"
+        if built > self.date:
+            return FixStatus.HAS_FIX, f"{platform} (built {built.isoformat()}) is newer than {fix}"
+        return FixStatus.UNKNOWN, f"{platform} was built the day of {fix}; it may or may not have it"
+
+
+@dataclass(frozen=True, slots=True)
+class FixSpec:
+    """Where the bug was fixed."""
+
+    references: tuple[str, ...]
+    lines: tuple[FixLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A known crash, as declared in one data file."""
+
+    id: str  # 'illumos-12476'
+    title: str
+    version: int  # bumped when the signature's meaning changes
+    kind: Kind
+    bugs: tuple[str, ...]  # 'illumos 12476', 'SmartOS OS-6684'
+    crash: CrashSpec
+    threads: tuple[ThreadSpec, ...] = ()
+    more_specific_than: tuple[str, ...] = ()  # ids this one wins over when both match
+    fix: FixSpec | None = None
+    events: tuple[str, ...] = ()  # inferred sequence of events; '{name}' placeholders are bindings
+    hints: tuple[str, ...] = ()  # mdb commands that settle a partial match
+    replay: str | None = None  # name of a replay model that can confirm a paired match
+    description: str = ""
+    path: str = ""  # file it came from
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSet:
+    """Every loaded signature, and a version that changes whenever any file's bytes change."""
+
+    signatures: tuple[Signature, ...]
+    version: str  # sha256 over the files' names and bytes, in load order
+
+    def get(self, sig_id: str) -> Signature | None:
+        """The signature with this id, or None."""
+        for s in self.signatures:
+            if s.id == sig_id:
+                return s
+        return None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.signatures)
+
+    def __len__(self) -> int:
+        return len(self.signatures)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Regex safety
+
+
+def check_regex(pattern: str) -> str | None:
+    """Why a pattern could make matching super-linear, or None when it is safe.
+
+    Rejected: backreferences, lookaround, a repeat inside a repeat (`(a+)+`, `(.*)*`), and an
+    alternation inside a repeat (`(a|ab)*`): those are the shapes that make a backtracking engine
+    explode. Together with MAX_SUBJECT_LENGTH this keeps matching cheap on long lines.
+    """
+    if not pattern:
+        return "empty pattern"
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        return f"pattern longer than {MAX_PATTERN_LENGTH} characters"
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except re.error as exc:
+        return f"invalid regular expression: {exc}"
+    return _walk(list(parsed), in_repeat=False)
+
+
+_REPEATS = {
+    op for op in (getattr(_sre_c, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")) if op
+}
+_BACKREFS = {op for op in (getattr(_sre_c, n, None) for n in ("GROUPREF", "GROUPREF_EXISTS", "GROUPREF_IGNORE")) if op}
+_LOOKAROUND = {_sre_c.ASSERT, _sre_c.ASSERT_NOT}
+
+
+def _walk(items: Sequence[Any], in_repeat: bool) -> str | None:
+    for op, av in items:
+        if op in _BACKREFS:
+            return "backreferences are not allowed"
+        if op in _LOOKAROUND:
+            return "lookahead/lookbehind is not allowed"
+        if op in _REPEATS:
+            _lo, hi, sub = av
+            if in_repeat and hi != 1:
+                return "nested quantifier (a repeat inside a repeat) can be super-linear"
+            why = _walk(list(sub), in_repeat or hi != 1)
+            if why:
+                return why
+        elif op == _sre_c.SUBPATTERN:
+            why = _walk(list(av[-1]), in_repeat)
+            if why:
+                return why
+        elif op == _sre_c.BRANCH:
+            if in_repeat:
+                return "alternation inside a repeat can be super-linear; use a character class"
+            for branch in av[1]:
+                why = _walk(list(branch), in_repeat)
+                if why:
+                    return why
+        elif op == getattr(_sre_c, "ATOMIC_GROUP", None):
+            why = _walk(list(av), in_repeat)
+            if why:
+                return why
+    return None
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a data-file regex after the safety check; raises ValueError with the reason."""
+    why = check_regex(pattern)
+    if why:
+        raise ValueError(why)
+    return re.compile(pattern)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_irrelevant_frames(text: str | None = None, path: str = "irrelevant_frames.txt") -> tuple[re.Pattern[str], ...]:
+    """The plumbing-frame regexes (one a line, '#' comments); bad lines raise SignatureFileError."""
+    if text is None:
+        text = _data_dir().joinpath("irrelevant_frames.txt").read_text(encoding="utf-8")
+    out = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line:
+            continue
+        try:
+            out.append(compile_pattern(line))
+        except ValueError as exc:
+            raise SignatureFileError(path, n, f"bad frame pattern {line!r}: {exc}") from None
+    return tuple(out)
+
+
+def load_signatures(paths: Iterable[str | Path] | None = None) -> SignatureSet:
+    """Load and validate signature files (default: every *.toml shipped in dumpscope/data/signatures).
+
+    Raises SignatureFileError(path, line, message) for the first bad file: TOML syntax, unknown or
+    missing keys, empty or unsafe patterns, dangling references, duplicate ids, or a
+    more_specific_than naming an unknown id.
+    """
+    files: list[tuple[str, bytes]] = []
+    if paths is None:
+        sig_dir = _data_dir().joinpath("signatures")
+        for entry in sorted(sig_dir.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".toml"):
+                files.append((f"dumpscope/data/signatures/{entry.name}", entry.read_bytes()))
+    else:
+        for p in sorted(Path(p) for p in paths):
+            try:
+                files.append((str(p), p.read_bytes()))
+            except OSError as exc:
+                raise SignatureFileError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
+    digest = hashlib.sha256()
+    sigs: list[Signature] = []
+    seen: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for name, data in files:
+        digest.update(Path(name).name.encode() + b"\0" + data + b"\0")
+        sig = _parse_file(name, data)
+        if sig.id in seen:
+            loc = _Locator(name, data.decode("utf-8", "replace"))
+            raise SignatureFileError(name, loc.key(("id",)), f"duplicate id {sig.id!r} (also in {seen[sig.id]})")
+        seen[sig.id] = name
+        texts[name] = data.decode("utf-8")
+        sigs.append(sig)
+    for sig in sigs:
+        for other in sig.more_specific_than:
+            if other not in seen:
+                line = _Locator(sig.path, texts[sig.path]).key(("more_specific_than",))
+                raise SignatureFileError(sig.path, line, f"more_specific_than names unknown signature {other!r}")
+    return SignatureSet(tuple(sigs), digest.hexdigest())
+
+
+@functools.cache
+def signature_set() -> SignatureSet:
+    """The shipped signatures, loaded once per process."""
+    return load_signatures()
+
+
+def _data_dir():  # type: ignore[no-untyped-def]
+    return importlib.resources.files("dumpscope").joinpath("data")
+
+
+class _Locator:
+    """Finds the line of a key in TOML text, so schema errors can name a line (tomllib gives none)."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def key(self, where: tuple[str | int, ...]) -> int | None:
+        # Walk table headers: '[crash]', '[[crash.frames]]' (nth occurrence for an index), then the key.
+        start, end = 0, len(self.lines)
+        prefix: list[str] = []
+        i = 0
+        found_header = False
+        while i < len(where):
+            part = where[i]
+            if isinstance(part, str) and i + 1 < len(where) and isinstance(where[i + 1], int):
+                dotted = ".".join(prefix + [part])
+                hdr = self._nth_header(f"[[{dotted}]]", int(where[i + 1]))
+                if hdr is not None:
+                    start, end = hdr, self._next_header(hdr + 1)
+                    found_header = True
+                    prefix.append(part)
+                    i += 2
+                    continue
+                return self._key_line(part, start, end) or (start + 1 if found_header else 1)
+            if isinstance(part, str) and i + 1 < len(where):
+                dotted = ".".join(prefix + [part])
+                hdr = self._nth_header(f"[{dotted}]", 0)
+                if hdr is not None:
+                    start, end = hdr, self._next_header(hdr + 1)
+                    found_header = True
+                    prefix.append(part)
+                    i += 1
+                    continue
+                return self._key_line(part, start, end) or (start + 1 if found_header else 1)
+            if isinstance(part, str):
+                return self._key_line(part, start, end) or (start + 1 if found_header else 1)
+            i += 1
+        return start + 1 if found_header else 1
+
+    def _nth_header(self, header: str, n: int) -> int | None:
+        count = 0
+        for idx, line in enumerate(self.lines):
+            if line.strip().replace(" ", "") == header:
+                if count == n:
+                    return idx
+                count += 1
+        return None
+
+    def _next_header(self, start: int) -> int:
+        for idx in range(start, len(self.lines)):
+            if self.lines[idx].lstrip().startswith("["):
+                return idx
+        return len(self.lines)
+
+    def _key_line(self, key: str, start: int, end: int) -> int | None:
+        pat = re.compile(rf"\s*{re.escape(key)}\s*=")
+        for idx in range(start, end):
+            if pat.match(self.lines[idx]):
+                return idx + 1
+        # an inline table or a dotted key: settle for the first mention
+        pat2 = re.compile(rf"(^|[\s{{,.]){re.escape(key)}\s*=")
+        for idx in range(start, end):
+            if pat2.search(self.lines[idx]):
+                return idx + 1
+        return None
+
+
+class _Ctx:
+    """Raises SignatureFileError with the line of the offending key."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.loc = _Locator(path, text)
+
+    def fail(self, where: tuple[str | int, ...], msg: str) -> SignatureFileError:
+        return SignatureFileError(self.path, self.loc.key(where), msg)
+
+    def line(self, where: tuple[str | int, ...]) -> int:
+        return self.loc.key(where) or 0
+
+
+_TOP_KEYS = {
+    "id", "title", "version", "kind", "bugs", "description", "more_specific_than", "fix", "crash",
+    "threads", "events", "hints", "replay",
+}
+_CRASH_KEYS = {"message", "message_suffices", "frames", "anchored", "exclude", "bind"}
+_FRAME_KEYS = {"function", "module", "name", "optional"}
+_THREAD_KEYS = {"role", "description", "frames", "bind", "require", "hints"}
+_CLAUSE_KEYS = {"check", "label", "optional"}
+_FIX_KEYS = {"references", "lines"}
+_FIXLINE_KEYS = {"name", "commit", "date", "build"}
+# Names triage fills in for events and hints besides a signature's own bindings.
+EXTRA_FIELDS = frozenset({"handler", "remover", "address", "panic_message"})
+
+
+def _parse_file(path: str, data: bytes) -> Signature:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SignatureFileError(path, None, f"not UTF-8: {exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"at line (\d+)", str(exc))
+        raise SignatureFileError(path, int(m.group(1)) if m else None, f"TOML syntax: {exc}") from None
+    ctx = _Ctx(path, text)
+    _keys(ctx, doc, _TOP_KEYS, ())
+    for req in ("id", "title", "bugs", "crash"):
+        if req not in doc:
+            raise SignatureFileError(path, 1, f"missing required key {req!r}")
+    sig_id = _str(ctx, doc, "id", ())
+    if not _ID_RE.fullmatch(sig_id):
+        raise ctx.fail(("id",), f"id {sig_id!r} must be lowercase letters, digits, '.', '+', '-'")
+    if Path(path).stem != sig_id:
+        raise ctx.fail(("id",), f"id {sig_id!r} must equal the file name stem {Path(path).stem!r}")
+    title = _str(ctx, doc, "title", ())
+    version = doc.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ctx.fail(("version",), "version must be a positive integer")
+    try:
+        kind = Kind(doc.get("kind", "panic"))
+    except ValueError:
+        raise ctx.fail(("kind",), f"kind must be one of {', '.join(k.value for k in Kind)}") from None
+    bugs = _strlist(ctx, doc, "bugs", (), nonempty=True)
+    crash = _crash(ctx, doc["crash"])
+    threads = _threads(ctx, doc.get("threads", []), crash)
+    bound = {n for n, _ in crash.bind} | {n for t in threads for n, _ in t.bind}
+    events = _strlist(ctx, doc, "events", ())
+    hints = _strlist(ctx, doc, "hints", ())
+    for key, texts in (("events", events), ("hints", hints)):
+        for t in texts:
+            _check_template(ctx, (key,), t, bound | EXTRA_FIELDS)
+    replay = doc.get("replay")
+    if replay is not None and (not isinstance(replay, str) or not _NAME_RE.fullmatch(replay.replace("-", "_"))):
+        raise ctx.fail(("replay",), "replay must be a model name like 'cyclic-12476'")
+    if kind is Kind.HANG and threads:
+        raise ctx.fail(("threads",), "a hang signature cannot have cross-thread clauses")
+    return Signature(
+        id=sig_id,
+        title=title,
+        version=version,
+        kind=kind,
+        bugs=bugs,
+        crash=crash,
+        threads=threads,
+        more_specific_than=_strlist(ctx, doc, "more_specific_than", ()),
+        fix=_fix(ctx, doc["fix"]) if "fix" in doc else None,
+        events=events,
+        hints=hints,
+        replay=replay,
+        description=_str(ctx, doc, "description", ()) if "description" in doc else "",
+        path=path,
+    )
+
+
+def _keys(ctx: _Ctx, table: Any, allowed: set[str], where: tuple[str | int, ...]) -> None:
+    if not isinstance(table, Mapping):
+        raise ctx.fail(where, f"{'.'.join(map(str, where)) or 'file'} must be a table")
+    for k in table:
+        if k not in allowed:
+            raise ctx.fail(where + (k,), f"unknown key {k!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _str(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, ...]) -> str:
+    v = table.get(key)
+    if not isinstance(v, str) or not v.strip():
+        raise ctx.fail(where + (key,), f"{key} must be a non-empty string")
+    return v
+
+
+def _strlist(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, ...], nonempty: bool = False) -> tuple[str, ...]:
+    v = table.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise ctx.fail(where + (key,), f"{key} must be a list of non-empty strings")
+    if nonempty and not v:
+        raise ctx.fail(where + (key,), f"{key} must not be empty")
+    return tuple(v)
+
+
+def _bool(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, ...]) -> bool:
+    v = table.get(key, False)
+    if not isinstance(v, bool):
+        raise ctx.fail(where + (key,), f"{key} must be true or false")
+    return v
+
+
+def _regex(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, ...]) -> re.Pattern[str]:
+    v = table.get(key)
+    if not isinstance(v, str):
+        raise ctx.fail(where + (key,), f"{key} must be a string (a regular expression)")
+    try:
+        return compile_pattern(v)
+    except ValueError as exc:
+        raise ctx.fail(where + (key,), f"{key} {v!r}: {exc}") from None
+
+
+def _frames(ctx: _Ctx, raw: Any, where: tuple[str | int, ...]) -> tuple[FramePattern, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ctx.fail(where, "frames must be a non-empty array of tables ([[...frames]])")
+    out = []
+    names: set[str] = set()
+    for i, fr in enumerate(raw):
+        w = where + (i,)
+        _keys(ctx, fr, _FRAME_KEYS, w)
+        if "function" not in fr:
+            raise ctx.fail(w, "frame pattern needs 'function'")
+        fn = _regex(ctx, fr, "function", w)
+        mod = _regex(ctx, fr, "module", w) if "module" in fr else None
+        if "name" in fr:
+            name = _str(ctx, fr, "name", w)
+            if not _NAME_RE.fullmatch(name):
+                raise ctx.fail(w + ("name",), f"name {name!r} must be an identifier")
+        else:
+            name = fn.pattern if _NAME_RE.fullmatch(fn.pattern) else ""
+        if name and name in names:
+            raise ctx.fail(w + ("function",), f"two frame patterns named {name!r}; give one a 'name'")
+        names.add(name)
+        out.append(FramePattern(name, fn, mod, _bool(ctx, fr, "optional", w), ctx.line(w + ("function",))))
+    if all(f.optional for f in out):
+        raise ctx.fail(where, "at least one frame pattern must be required")
+    if out[0].optional:
+        raise ctx.fail(where + (0, "optional"), "the first frame pattern cannot be optional")
+    return tuple(out)
+
+
+def _operand(text: str, frames: Sequence[FramePattern], names: set[str]) -> Operand | str:
+    m = _REF_RE.fullmatch(text)
+    if m:
+        if m.group(1) not in {f.name for f in frames if f.name}:
+            return f"{text!r} refers to no named frame pattern of this stack"
+        return Operand(m.group(1), int(m.group(2)))
+    if _NAME_RE.fullmatch(text):
+        if text not in names:
+            return f"{text!r} is not a bound name"
+        return Operand(text)
+    return f"{text!r} is neither a name nor 'frame.argN'"
+
+
+def _bind(ctx: _Ctx, raw: Any, frames: Sequence[FramePattern], where: tuple[str | int, ...]) -> tuple[tuple[str, Operand], ...]:
+    if not isinstance(raw, Mapping):
+        raise ctx.fail(where, "bind must be a table of name = 'frame.argN'")
+    out = []
+    for name, ref in raw.items():
+        if not _NAME_RE.fullmatch(name):
+            raise ctx.fail(where + (name,), f"binding name {name!r} must be an identifier")
+        if not isinstance(ref, str):
+            raise ctx.fail(where + (name,), f"binding {name!r} must be a string 'frame.argN'")
+        op = _operand(ref.strip(), frames, set())
+        if isinstance(op, str) or op.index is None:
+            raise ctx.fail(where + (name,), f"binding {name!r}: {op if isinstance(op, str) else 'must be frame.argN'}")
+        out.append((name, op))
+    return tuple(out)
+
+
+def _crash(ctx: _Ctx, raw: Any) -> CrashSpec:
+    w: tuple[str | int, ...] = ("crash",)
+    _keys(ctx, raw, _CRASH_KEYS, w)
+    message = _regex(ctx, raw, "message", w) if "message" in raw else None
+    if "frames" not in raw:
+        raise ctx.fail(w, "crash needs frames")
+    frames = _frames(ctx, raw["frames"], w + ("frames",))
+    exclude_raw = raw.get("exclude", [])
+    if not isinstance(exclude_raw, list):
+        raise ctx.fail(w + ("exclude",), "exclude must be a list of regular expressions")
+    exclude = []
+    for pat in exclude_raw:
+        try:
+            exclude.append(compile_pattern(pat) if isinstance(pat, str) else compile_pattern(""))
+        except ValueError as exc:
+            raise ctx.fail(w + ("exclude",), f"exclude {pat!r}: {exc}") from None
+    bind = _bind(ctx, raw.get("bind", {}), frames, w + ("bind",))
+    if _bool(ctx, raw, "message_suffices", w) and message is None:
+        raise ctx.fail(w + ("message_suffices",), "message_suffices needs a message pattern")
+    return CrashSpec(
+        message, _bool(ctx, raw, "message_suffices", w), frames, _bool(ctx, raw, "anchored", w), tuple(exclude), bind,
+        ctx.line(w + ("message",)), ctx.line(w + ("frames",)),
+    )
+
+
+def _threads(ctx: _Ctx, raw: Any, crash: CrashSpec) -> tuple[ThreadSpec, ...]:
+    if not isinstance(raw, list):
+        raise ctx.fail(("threads",), "threads must be an array of tables ([[threads]])")
+    out = []
+    crash_names = {n for n, _ in crash.bind}
+    for i, th in enumerate(raw):
+        w: tuple[str | int, ...] = ("threads", i)
+        _keys(ctx, th, _THREAD_KEYS, w)
+        role = _str(ctx, th, "role", w)
+        if not _NAME_RE.fullmatch(role):
+            raise ctx.fail(w + ("role",), f"role {role!r} must be an identifier")
+        if "frames" not in th:
+            raise ctx.fail(w, "thread needs frames")
+        frames = _frames(ctx, th["frames"], w + ("frames",))
+        bind = _bind(ctx, th.get("bind", {}), frames, w + ("bind",))
+        names = crash_names | {n for n, _ in bind}
+        clauses = []
+        req = th.get("require", [])
+        if not isinstance(req, list) or not req:
+            raise ctx.fail(w + ("require",), "a thread needs at least one [[threads.require]] clause")
+        for j, cl in enumerate(req):
+            cw = w + ("require", j)
+            _keys(ctx, cl, _CLAUSE_KEYS, cw)
+            text = _str(ctx, cl, "check", cw)
+            clauses.append(_clause(ctx, cw, text, cl, frames, names))
+        hints = _strlist(ctx, th, "hints", w)
+        for h in hints:
+            _check_template(ctx, w + ("hints",), h, names | EXTRA_FIELDS)
+        out.append(ThreadSpec(
+            role, _str(ctx, th, "description", w) if "description" in th else role, frames, bind,
+            tuple(clauses), hints, ctx.line(w + ("role",)),
+        ))
+    return tuple(out)
+
+
+def _clause(ctx: _Ctx, where: tuple[str | int, ...], text: str, raw: Mapping[str, Any],
+            frames: Sequence[FramePattern], names: set[str]) -> Clause:
+    m = _CLAUSE_RE.fullmatch(text)
+    if not m:
+        raise ctx.fail(where + ("check",), f"clause {text!r} must read 'A == B' or 'A == B + 0xN'")
+    lhs = _operand(m.group("lhs"), frames, names)
+    rhs = _operand(m.group("rhs"), frames, names)
+    for side in (lhs, rhs):
+        if isinstance(side, str):
+            raise ctx.fail(where + ("check",), f"clause {text!r}: {side}")
+    assert isinstance(lhs, Operand) and isinstance(rhs, Operand)
+    if m.group("op"):
+        num = int(m.group("num"), 0)
+        rhs = Operand(rhs.name, rhs.index, num if m.group("op") == "+" else -num)
+    label = _str(ctx, raw, "label", where) if "label" in raw else text
+    return Clause(text.strip(), label, lhs, rhs, _bool(ctx, raw, "optional", where), ctx.line(where + ("check",)))
+
+
+def _fix(ctx: _Ctx, raw: Any) -> FixSpec:
+    w: tuple[str | int, ...] = ("fix",)
+    _keys(ctx, raw, _FIX_KEYS, w)
+    refs = list(_strlist(ctx, raw, "references", w))
+    lines = []
+    raw_lines = raw.get("lines", [])
+    if not isinstance(raw_lines, list):
+        raise ctx.fail(w + ("lines",), "fix.lines must be an array of tables ([[fix.lines]])")
+    for i, fl in enumerate(raw_lines):
+        lw = w + ("lines", i)
+        _keys(ctx, fl, _FIXLINE_KEYS, lw)
+        name = _str(ctx, fl, "name", lw)
+        commit = _str(ctx, fl, "commit", lw)
+        if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+            raise ctx.fail(lw + ("commit",), f"commit {commit!r} must be 7-40 lowercase hex digits")
+        date = fl.get("date")
+        if not isinstance(date, _dt.date) or isinstance(date, _dt.datetime):
+            raise ctx.fail(lw + ("date",), "date must be a TOML date (YYYY-MM-DD)")
+        build = _regex(ctx, fl, "build", lw) if "build" in fl else None
+        if build is not None and "date" not in build.groupindex:
+            raise ctx.fail(lw + ("build",), "build pattern needs a named group 'date' (YYYYMMDD)")
+        lines.append(FixLine(name, commit, date, build))
+        ref = f"{name} {commit}"
+        if not any(commit in r for r in refs):
+            refs.append(ref)
+    if not refs:
+        raise ctx.fail(w, "fix needs references or lines")
+    return FixSpec(tuple(refs), tuple(lines))
+
+
+def _check_template(ctx: _Ctx, where: tuple[str | int, ...], text: str, names: set[str] | frozenset[str]) -> None:
+    # Templates are filled with str.format_map; only bare names are allowed, so data cannot reach
+    # attributes or items of the values (no '{cpu.__class__}').
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ctx.fail(where, f"bad template {text!r}: {exc}") from None
+    for _lit, field, spec, conv in parts:
+        if field is None:
+            continue
+        if not _NAME_RE.fullmatch(field) or conv or spec:
+            raise ctx.fail(where, f"template field {{{field}}} in {text!r}: only a bare '{{name}}' is allowed")
+        if field not in names:
+            raise ctx.fail(where, f"template field {{{field}}} in {text!r} is not a bound name")
+
+
+def resolve(op: Operand, args: Mapping[str, tuple[int, ...] | None], bound: Mapping[str, int]) -> int | None:
+    """The value of an operand, given the matched frames' args and the bound names; None if not shown."""
+    if op.index is None:
+        base = bound.get(op.name)
+    else:
+        a = args.get(op.name)
+        base = a[op.index] if a is not None and op.index < len(a) else None
+    if base is None:
+        return None
+    return (base + op.offset) & _MASK64
+
+
+def fill_template(template: str, values: Mapping[str, str]) -> str:
+    """Fill an event or hint template; fields were checked at load time to be bare names, and a
+    name with no value in this dump reads '?'."""
+
+    class _Default(dict[str, str]):
+        def __missing__(self, key: str) -> str:
+            return "?"
+
+    return template.format_map(_Default(values))

@@ -1,0 +1,198 @@
+"""Turn a parsed dump into a Verdict: match every signature, pick the best, bucket and explain it."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Sequence
+
+from dumpscope.bucket import Bucket, bucket, crash_frames, frame_name, meaningful_frames
+from dumpscope.dump import Dump
+from dumpscope.errors import DumpscopeError
+from dumpscope.match import Match, hexval, match
+from dumpscope.signatures import Signature, SignatureSet, fill_template, signature_set
+from dumpscope.verdict import Confidence, Fix, FixStatus, Verdict
+
+__all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "triage", "triage_text"]
+
+# Strongest first; used to rank matches of different signatures.
+CONFIDENCE_ORDER = (Confidence.CONFIRMED, Confidence.PAIRED, Confidence.LIKELY, Confidence.POSSIBLE)
+# illumos 12476: the panic string of cyclic_reprogram_cyclic, for a replay of a dump whose transcript
+# shows the stack but not ::status.
+_REPROGRAM_PANIC = "attempt to reprogram non-existent cyclic"
+
+
+def triage_text(text: str, source: str = "<input>", signatures: SignatureSet | None = None) -> Verdict:
+    """Parse a transcript and triage it; an input that cannot be parsed gives an 'error' Verdict."""
+    from dumpscope.parse import parse_transcript  # the parser is the lead's module; imported lazily
+
+    try:
+        dump = parse_transcript(text, source)
+    except DumpscopeError as exc:
+        return Verdict(source=source, status="error", error=str(exc))
+    return triage(dump, source, signatures)
+
+
+def triage(dump: Dump, source: str, signatures: SignatureSet | None = None) -> Verdict:
+    """The verdict for one parsed dump: matched signature (if any), confidence, bucket, evidence.
+
+    Never raises for an odd dump: a signature that raises while matching becomes a note. Raises
+    SignatureFileError only when the signature files themselves are bad.
+    """
+    sigs = signatures if signatures is not None else signature_set()
+    notes: list[str] = list(dump.notes)
+    try:
+        bkt = bucket(dump)
+    except Exception as exc:  # noqa: BLE001 - a bucket bug must not lose the verdict
+        notes.append(f"bucketing failed ({type(exc).__name__}: {exc})")
+        bkt = Bucket("0000000000", "unknown crash", "", "", ())
+    matches: list[Match] = []
+    for sig in sigs:
+        try:
+            m = match(dump, sig)
+        except Exception as exc:  # noqa: BLE001 - siggen: one bad rule must not stop the others
+            notes.append(f"signature {sig.id} raised {type(exc).__name__}: {exc}; skipped")
+            continue
+        if m is not None:
+            matches.append(m)
+    best, others = best_match(matches)
+    msg = dump.panic_message or (dump.status.panic_message if dump.status else None)
+    base = dict(
+        source=source,
+        status="ok",
+        panic_message=msg,
+        platform=dump.platform,
+        host=dump.status.host if dump.status else None,
+        bucket=bkt.id,
+        panic_thread=_panic_thread(dump),
+    )
+    if best is None:
+        return Verdict(**base, title=bkt.title, notes=tuple(notes))  # type: ignore[arg-type]
+    sig = best.signature
+    notes.extend(best.notes)
+    for o in others:
+        notes.append(f"also matches {o.signature.id} ({o.confidence.value})")
+    confidence = best.confidence
+    replay_line: str | None = None
+    if sig.replay == "cyclic-12476" and confidence is Confidence.PAIRED:
+        confidence, replay_line, rnotes = _replay_12476(best, dump)
+        notes.extend(rnotes)
+    fix = fix_status(sig, dump.platform)
+    if fix is not None and fix.status is FixStatus.HAS_FIX:
+        notes.append(f"matched on a build that already has the fix ({fix.detail}): a regression, or a different bug that looks the same")
+    events = _events(sig, best, msg) if best.stack_matched else ()
+    return Verdict(
+        **base,  # type: ignore[arg-type]
+        signature=sig.id,
+        confidence=confidence,
+        title=sig.title,
+        bugs=sig.bugs,
+        evidence=best.evidence,
+        fix=fix,
+        events=events,
+        hints=best.hints,
+        notes=tuple(notes),
+        replay=replay_line,
+    )
+
+
+def best_match(matches: Sequence[Match]) -> tuple[Match | None, tuple[Match, ...]]:
+    """The strongest match and the others still standing; a match loses to a more specific one."""
+    beaten = {other for m in matches for other in m.signature.more_specific_than}
+    alive = [m for m in matches if m.signature.id not in beaten]
+    if not alive:
+        return None, ()
+    alive.sort(key=lambda m: (CONFIDENCE_ORDER.index(m.confidence), m.signature.id))
+    return alive[0], tuple(alive[1:])
+
+
+def fix_status(sig: Signature, platform: str | None) -> Fix | None:
+    """Whether the platform build predates the signature's fix; None when the signature names no fix."""
+    if sig.fix is None:
+        return None
+    refs = sig.fix.references
+    if not platform:
+        return Fix(refs, FixStatus.UNKNOWN, "the transcript shows no platform build (::status)")
+    for line in sig.fix.lines:
+        decided = line.status_of(platform)
+        if decided is not None:
+            return Fix(refs, decided[0], decided[1])
+    return Fix(refs, FixStatus.UNKNOWN, f"cannot date platform build {platform} against the fix")
+
+
+def _panic_thread(dump: Dump) -> str | None:
+    parts = []
+    addr = dump.panic_thread_address
+    pt = dump.panic_thread
+    if addr is None and pt is not None:
+        addr = pt.address
+    if addr is not None:
+        parts.append(f"thread {addr:x}")
+    if pt is not None and pt.description:
+        parts.append(pt.description)
+    if dump.panic_cpu is not None:
+        parts.append(f"on cpu {dump.panic_cpu}")
+    frames = meaningful_frames(crash_frames(dump))
+    if frames:
+        parts.append(f"in {frame_name(frames[0])}")
+    return " ".join(parts) or None
+
+
+def _events(sig: Signature, m: Match, msg: str | None) -> tuple[str, ...]:
+    if not sig.events:
+        return ()
+    values = {k: hexval(v) for k, v in m.bound}
+    handler = m.frame("handler")
+    values["handler"] = handler.function if handler is not None else "the timer handler"
+    if m.partners:
+        values["remover"] = m.partners[0].label
+    else:
+        values["remover"] = "(a teardown thread not shown in this transcript)"
+    values["panic_message"] = (msg or "").strip()
+    return tuple(fill_template(t, values) for t in sig.events)
+
+
+def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[str]]:
+    # issue 4: a paired 12476 match is `confirmed` only when the reference model replays the dump's own
+    # values to the same end state. The replay module may not exist yet; then `paired` stands.
+    try:
+        mod = importlib.import_module("dumpscope.replay")
+    except ModuleNotFoundError as exc:
+        if exc.name == "dumpscope.replay":
+            return Confidence.PAIRED, None, []
+        return Confidence.PAIRED, None, [f"replay unavailable ({exc})"]
+    except Exception as exc:  # noqa: BLE001
+        return Confidence.PAIRED, None, [f"replay unavailable ({type(exc).__name__}: {exc})"]
+    scenario_cls = getattr(mod, "Scenario", None)
+    run = getattr(mod, "replay", None)
+    if scenario_cls is None or run is None:
+        return Confidence.PAIRED, None, ["replay module has no Scenario/replay(); not confirmed"]
+    remover = m.partners[0]
+    handler = m.frame("handler")
+    wanted = {
+        "cpu": m.value("cpu"),
+        "ndx": m.value("ndx"),
+        "cyclic_id": m.value("id"),
+        "handler": handler.function if handler is not None else None,
+        "remover_thread": remover.address,
+        "remover_description": remover.description,
+        "two_pending": m.frame("cyclic_remove_pend") is not None,
+        "remover_blocked": any(name == "sema_p" for name, _ in remover.frames),
+        "expected_panic": (dump.panic_message or _REPROGRAM_PANIC).strip(),
+    }
+    if dataclasses.is_dataclass(scenario_cls):
+        known = {f.name for f in dataclasses.fields(scenario_cls)}
+        kwargs = {k: v for k, v in wanted.items() if k in known}
+    else:
+        kwargs = wanted
+    try:
+        result = run(scenario_cls(**kwargs))
+    except Exception as exc:  # noqa: BLE001 - a replay failure must not lose the pairing
+        return Confidence.PAIRED, None, [f"replay failed ({type(exc).__name__}: {exc}); not confirmed"]
+    confirmed = bool(getattr(result, "confirmed", False))
+    summary = getattr(result, "summary", None)
+    line = str(summary) if summary else ("replay confirms the race" if confirmed else "replay does not reproduce the dump")
+    if confirmed:
+        return Confidence.CONFIRMED, line, []
+    reason = getattr(result, "reason", None)
+    return Confidence.PAIRED, line, [f"replay did not confirm: {reason or line}"]
