@@ -158,11 +158,10 @@ def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequen
             mm = _TRAP_MODULE.search(message)
             why = ""
             if mm and mm.group("why"):
-                why = " (" + mm.group("why").strip().rstrip(".") + ")"
+                # 'due to a NULL pointer dereference' -> '(NULL pointer dereference)'
+                why = " (" + re.sub(r"^(a|an) ", "", mm.group("why").strip().rstrip(".")) + ")"
             if not where and mm:
                 where = f" in {mm.group('mod')}"
-            if kind == "type=" + m.group("type") and why:
-                return f"BAD TRAP: {kind}{why}{where}"
             return f"BAD TRAP: {kind}{why}{where}"
         m2 = _MUTEX.match(message)
         if m2:

@@ -48,8 +48,7 @@ class Candidate:
         """'thread fffffe55d37b8080 (bhyve/1 [vcpu 0])' or 'stack at line 40'."""
         if self.address is None:
             return f"{self.source} at line {self.line}"
-        desc = f" {self.description}" if self.description else ""
-        return f"thread {self.address:x}{desc}"
+        return f"thread {self.address:x}{_desc(self.description)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +305,7 @@ def _match_hang(dump: Dump, sig: Signature) -> Match | None:
 
 def _who(thread: Thread | None, src: str, frames: Sequence[Frame]) -> str:
     if thread is not None and thread.address is not None:
-        desc = f" {thread.description}" if thread.description else ""
-        return f"thread {thread.address:x}{desc}"
+        return f"thread {thread.address:x}{_desc(thread.description)}"
     return f"{src} at line {frames[0].line if frames else 0}"
 
 
@@ -357,7 +355,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
                 evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, False, f"{who}: {detail}"))
                 contradictions.append(f"{cl.label} does not hold ({detail})")
         if not has_args:
-            reason = f"{src} prints no arguments, so its values cannot be compared"
+            reason = f"{_src(src)} prints no arguments, so its values cannot be compared"
         elif contradictions:
             reason = "; ".join(contradictions)
         elif unknown:
@@ -388,8 +386,20 @@ def _line(op: Operand, lines: Mapping[str, int], crash_where: Mapping[str, int],
     return own_where.get(op.name) or crash_where.get(op.name)
 
 
+def _desc(description: str | None) -> str:
+    # '(bhyve/1 [vcpu 0])' as ::findstack prints it, whether or not the parser kept the parentheses
+    if not description:
+        return ""
+    return f" {description}" if description.startswith("(") else f" ({description})"
+
+
 def _frame_text(fr: Frame) -> str:
     if fr.args is None:
         return fr.label
     return f"{fr.label}({', '.join(f'{a:x}' for a in fr.args)})"
 
+
+
+def _src(src: str) -> str:
+    # 'stacks' -> '::stacks' (the dcmd), 'stack' stays a standalone stack
+    return src if src == "stack" else f"::{src}"

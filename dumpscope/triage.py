@@ -147,7 +147,7 @@ def _events(sig: Signature, m: Match, msg: str | None) -> tuple[str, ...]:
     if m.partners:
         values["remover"] = m.partners[0].label
     else:
-        values["remover"] = "(a teardown thread not shown in this transcript)"
+        values["remover"] = "a teardown thread (not shown in this transcript)"
     values["panic_message"] = (msg or "").strip()
     return tuple(fill_template(t, values) for t in sig.events)
 
@@ -168,6 +168,7 @@ def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[st
     if scenario_cls is None or run is None:
         return Confidence.PAIRED, None, ["replay module has no Scenario/replay(); not confirmed"]
     remover = m.partners[0]
+    own = dict(remover.bound)
     handler = m.frame("handler")
     wanted = {
         "cpu": m.value("cpu"),
@@ -175,10 +176,17 @@ def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[st
         "cyclic_id": m.value("id"),
         "handler": handler.function if handler is not None else None,
         "remover_thread": remover.address,
-        "remover_description": remover.description,
+        "remover_process": (remover.description or "").strip("()") or None,
         "two_pending": m.frame("cyclic_remove_pend") is not None,
         "remover_blocked": any(name == "sema_p" for name, _ in remover.frames),
         "expected_panic": (dump.panic_message or _REPROGRAM_PANIC).strip(),
+        "remover_cpu": own.get("remover_cpu"),
+        "remover_ndx": own.get("remover_ndx"),
+        "remover_sema": own.get("remover_sema"),
+        "remover_cyclic_id": own.get("remover_cyclic_id"),
+        "expire": m.value("expire"),
+        # the signature excludes cyclic_reprogram_xcall, so a paired match is always the local path
+        "local": True,
     }
     if dataclasses.is_dataclass(scenario_cls):
         known = {f.name for f in dataclasses.fields(scenario_cls)}
@@ -190,9 +198,8 @@ def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[st
     except Exception as exc:  # noqa: BLE001 - a replay failure must not lose the pairing
         return Confidence.PAIRED, None, [f"replay failed ({type(exc).__name__}: {exc}); not confirmed"]
     confirmed = bool(getattr(result, "confirmed", False))
-    summary = getattr(result, "summary", None)
-    line = str(summary) if summary else ("replay confirms the race" if confirmed else "replay does not reproduce the dump")
+    reason = str(getattr(result, "reason", "") or "")
+    line = ("replay confirms: " if confirmed else "replay does not confirm: ") + (reason or "no reason given")
     if confirmed:
         return Confidence.CONFIRMED, line, []
-    reason = getattr(result, "reason", None)
-    return Confidence.PAIRED, line, [f"replay did not confirm: {reason or line}"]
+    return Confidence.PAIRED, line, [line]
