@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dumpscope.dump import Dump, Frame, Stack, Status, Thread
+from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict
 
 __all__ = [
     "PARSE_SCHEMA",
+    "TABLE_COLUMNS",
+    "VERDICT_SCHEMA",
+    "build_order_key",
     "dump_to_json",
     "escape",
     "frame_to_json",
+    "render_csv",
     "render_dump_text",
+    "render_summary",
+    "render_table",
+    "render_verdict_text",
+    "summary_rows",
     "to_json_line",
+    "verdict_from_json",
+    "verdict_to_json",
 ]
 
 PARSE_SCHEMA = "dumpscope.parse/1"
@@ -187,3 +201,224 @@ def render_dump_text(dump: Dump, source: str, max_threads: int = 50) -> str:
     for note in dump.notes:
         out.append(f"note: {escape(note)}")
     return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# verdicts (issue 3 "Output", issue 5 "Output")
+
+VERDICT_SCHEMA = "dumpscope.verdict/1"
+# The table and CSV columns, in order (issue 5); CSV adds status and error.
+TABLE_COLUMNS = ("file", "title", "signature", "confidence", "bucket", "platform")
+_CSV_COLUMNS = TABLE_COLUMNS + ("status", "error")
+# SmartOS platform builds are named for their build time (joyent_20180216T202957Z); ordering by that
+# stamp, not by the string, keeps "first/last build seen" right across prefixes.
+_BUILD_STAMP = re.compile(r"(\d{8}T\d{6}Z)")
+
+
+def verdict_to_json(v: Verdict) -> dict[str, Any]:
+    """A verdict as the documented `dumpscope.verdict/1` object: every field, lossless (see verdict_from_json)."""
+    return {
+        "schema": VERDICT_SCHEMA,
+        "source": v.source,
+        "status": v.status,
+        "error": v.error,
+        "panic_message": v.panic_message,
+        "platform": v.platform,
+        "host": v.host,
+        "signature": v.signature,
+        "confidence": None if v.confidence is None else v.confidence.value,
+        "bucket": v.bucket,
+        "title": v.title,
+        "bugs": list(v.bugs),
+        "evidence": [
+            {"clause": e.clause, "lines": list(e.lines), "holds": e.holds, "detail": e.detail}
+            for e in v.evidence
+        ],
+        "fix": None
+        if v.fix is None
+        else {"references": list(v.fix.references), "status": v.fix.status.value, "detail": v.fix.detail},
+        "events": list(v.events),
+        "hints": list(v.hints),
+        "notes": list(v.notes),
+        "panic_thread": v.panic_thread,
+        "replay": v.replay,
+    }
+
+
+def verdict_from_json(doc: dict[str, Any]) -> Verdict:
+    """The inverse of verdict_to_json: `verdict_from_json(verdict_to_json(v)) == v` for every Verdict."""
+    if doc.get("schema") != VERDICT_SCHEMA:
+        raise ValueError(f"not a {VERDICT_SCHEMA} object (schema={doc.get('schema')!r})")
+    fix = doc["fix"]
+    return Verdict(
+        source=doc["source"],
+        status=doc["status"],
+        error=doc["error"],
+        panic_message=doc["panic_message"],
+        platform=doc["platform"],
+        host=doc["host"],
+        signature=doc["signature"],
+        confidence=None if doc["confidence"] is None else Confidence(doc["confidence"]),
+        bucket=doc["bucket"],
+        title=doc["title"],
+        bugs=tuple(doc["bugs"]),
+        evidence=tuple(
+            Evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]
+        ),
+        fix=None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
+        events=tuple(doc["events"]),
+        hints=tuple(doc["hints"]),
+        notes=tuple(doc["notes"]),
+        panic_thread=doc["panic_thread"],
+        replay=doc["replay"],
+    )
+
+
+def _headline(v: Verdict) -> str:
+    src = escape(v.source)
+    if v.status != "ok":
+        return f"error: {escape(v.error or 'unknown error')} — {src}"
+    if v.signature:
+        conf = f" ({v.confidence.value})" if v.confidence else ""
+        return f"{escape(v.signature)}{conf}: {escape(v.title)} — {src}"
+    return f"unknown [{escape(v.bucket)}]: {escape(v.title)} — {src}"
+
+
+def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None) -> str:
+    """A verdict for a person: the one-line verdict, then what the dump shows and why we think so.
+
+    `lines` (the transcript split into lines, optional) lets the evidence quote the transcript lines
+    it rests on (`triage --explain`); every transcript-derived string is escaped.
+    """
+    out = [_headline(v)]
+    if v.status != "ok":
+        out.extend(f"note: {escape(n)}" for n in v.notes)
+        return "\n".join(out) + "\n"
+    if v.panic_message:
+        out.append(f"panic message: {escape(v.panic_message)}")
+    if v.host or v.platform:
+        out.append(f"host: {escape(v.host) or '?'}   platform: {escape(v.platform) or '?'}")
+    if v.panic_thread:
+        out.append(f"panic thread: {escape(v.panic_thread)}")
+    if v.signature:
+        bugs = f" [{', '.join(escape(b) for b in v.bugs)}]" if v.bugs else ""
+        out.append(f"signature: {escape(v.signature)}{bugs}")
+        out.append(f"confidence: {v.confidence.value if v.confidence else 'none'}")
+    else:
+        out.append(f"signature: none (bucket {escape(v.bucket)})")
+    if v.replay:
+        out.append(f"replay: {escape(v.replay)}")
+    if v.events:
+        out.append("sequence of events:")
+        out.extend(f"  {i}. {escape(e)}" for i, e in enumerate(v.events, 1))
+    if v.fix is not None:
+        refs = ", ".join(escape(r) for r in v.fix.references)
+        detail = f": {escape(v.fix.detail)}" if v.fix.detail else ""
+        out.append(f"fix: {v.fix.status.value}{detail}" + (f" ({refs})" if refs else ""))
+    for h in v.hints:
+        out.append(f"to settle it, run: {escape(h)}")
+    if v.evidence:
+        out.append("evidence:")
+        for e in v.evidence:
+            mark = "+" if e.holds else "-"
+            where = ("line " if len(e.lines) == 1 else "lines ") + ", ".join(map(str, e.lines)) if e.lines else "no line"
+            detail = f": {escape(e.detail)}" if e.detail else ""
+            out.append(f"  {mark} {escape(e.clause)} ({where}){detail}")
+            if lines is not None:
+                for n in e.lines:
+                    if 1 <= n <= len(lines):
+                        out.append(f"      {n:>5} | {escape(lines[n - 1])}")
+    for n in v.notes:
+        out.append(f"note: {escape(n)}")
+    return "\n".join(out) + "\n"
+
+
+def _row(v: Verdict) -> list[str]:
+    return [
+        escape(v.source),
+        escape(v.title) if v.status == "ok" else f"error: {escape(v.error)}",
+        escape(v.signature) or "-",
+        v.confidence.value if v.confidence else "-",
+        escape(v.bucket) or "-",
+        escape(v.platform) or "-",
+    ]
+
+
+def render_table(verdicts: Iterable[Verdict]) -> str:
+    """One row per input: file, title, signature, confidence, bucket, platform (tabulate 'simple')."""
+    from tabulate import tabulate
+
+    rows = [_row(v) for v in verdicts]
+    return tabulate(rows, headers=list(TABLE_COLUMNS), tablefmt="simple", disable_numparse=True) + "\n"
+
+
+def render_csv(verdicts: Iterable[Verdict]) -> str:
+    """One CSV record per input: the table's columns plus status and error (raw values, csv-quoted)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(_CSV_COLUMNS)
+    for v in verdicts:
+        # CSV is for programs: values unescaped except control characters, which must never reach a terminal.
+        w.writerow([escape(v.source), escape(v.title), v.signature or "", v.confidence.value if v.confidence else "",
+                    v.bucket, escape(v.platform), v.status, escape(v.error)])
+    return buf.getvalue()
+
+
+def build_order_key(build: str) -> tuple[int, str]:
+    """Sort key for platform builds: SmartOS builds by their timestamp, then anything else by name."""
+    m = _BUILD_STAMP.search(build)
+    return (0, m.group(1)) if m else (1, build)
+
+
+def summary_rows(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
+    """Group verdicts by signature (or by bucket when none matched); errors form one group of their own.
+
+    Each row: group ('signature' | 'bucket' | 'error'), key, title, count, first_build, last_build,
+    example (the first file of the group in input order). Rows are ordered by count, largest first.
+    """
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    builds: dict[tuple[str, str], list[str]] = {}
+    for v in verdicts:
+        if v.status != "ok":
+            key = ("error", "error")
+            title = "inputs that could not be read or parsed"
+        elif v.signature:
+            key = ("signature", v.signature)
+            title = v.title
+        else:
+            key = ("bucket", v.bucket)
+            title = v.title
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"group": key[0], "key": key[1], "title": title, "count": 0,
+                               "first_build": None, "last_build": None, "example": v.source}
+            builds[key] = []
+        g["count"] += 1
+        if v.platform:
+            builds[key].append(v.platform)
+    for key, g in groups.items():
+        seen = sorted(set(builds[key]), key=build_order_key)
+        if seen:
+            g["first_build"], g["last_build"] = seen[0], seen[-1]
+    order = {"signature": 0, "bucket": 1, "error": 2}
+    return sorted(groups.values(), key=lambda g: (-g["count"], order[g["group"]], g["key"]))
+
+
+def render_summary(verdicts: Iterable[Verdict]) -> str:
+    """The --summary table: one row per signature or bucket (and one for errors) with counts and builds."""
+    from tabulate import tabulate
+
+    rows = [
+        [
+            escape(g["key"]) if g["group"] != "bucket" else f"bucket {escape(g['key'])}",
+            escape(g["title"]),
+            str(g["count"]),
+            escape(g["first_build"]) or "-",
+            escape(g["last_build"]) or "-",
+            escape(g["example"]),
+        ]
+        for g in summary_rows(verdicts)
+    ]
+    headers = ["signature/bucket", "title", "count", "first build", "last build", "example"]
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True,
+                    colalign=("left", "left", "right", "left", "left", "left")) + "\n"
