@@ -112,6 +112,194 @@ def _with_notes(dump, notes):  # type: ignore[no-untyped-def]
     return replace(dump, notes=tuple(notes) + dump.notes)
 
 
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    table = "table"
+    csv = "csv"
+
+
+PathsArg = Annotated[
+    Optional[list[str]],
+    typer.Argument(help="Transcript files, directories (walked recursively) and '-' for stdin "
+                   "(the default when stdin is not a terminal); gzip/bzip2/xz are read transparently.",
+                   metavar="PATH", show_default=False),
+]
+
+
+@app.command("triage")
+def triage_cmd(
+    paths: PathsArg = None,
+    fmt: Annotated[Optional[Format], typer.Option(
+        "--format", "-f", help="Output format [default: text for one file, table for several].",
+        show_default=False)] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", min=1, help="Worker processes [default: every CPU]; 1 runs in-process.",
+        show_default=False)] = None,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="Print counts per signature and bucket (with first/last build and an example) "
+        "instead of one row per input.")] = False,
+    cache: Annotated[Optional[str], typer.Option(
+        "--cache", metavar="PATH", help="SQLite cache file: unchanged inputs are not triaged again. "
+        "Only PATH is written.", show_default=False)] = None,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Quote the transcript lines behind each piece of evidence (text format).")] = False,
+) -> int:
+    """classify crash transcripts, with evidence.
+
+    Says what crashed, how sure it is and why, for one transcript or many. Matches each transcript against the known signatures (illumos 12476 and others) and gives
+    every crash a stable bucket. Bad inputs become error rows; every input is reported exactly once,
+    in order.
+
+    Example: mdb -e '::status; $C; ::stacks -c cyclic_remove_here' 0 | dumpscope triage
+
+    \b
+    Exit codes:
+      0  every input was triaged (known signature or unknown bucket)
+      1  some inputs could not be read or parsed (their rows are still printed)
+      2  usage error
+      3  internal error (rerun with --debug)
+    """
+    from dumpscope.bulk import triage_all
+
+    given = list(paths) if paths else [_stdin_path(None)]
+    if explain and fmt not in (None, Format.text):
+        raise click.UsageError("--explain works with the text format only")
+    if explain and summary:
+        raise click.UsageError("--explain cannot be combined with --summary")
+    if fmt is None:
+        fmt = Format.text if explain or (len(given) == 1 and not _is_dir(given[0])) else Format.table
+        if summary:
+            fmt = Format.table
+
+    stdin_bytes: bytes | None = None
+    stdin = None
+    if explain and "-" in given:
+        import io
+
+        from dumpscope.sources import DEFAULT_MAX_BYTES
+
+        stdin_bytes = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
+        stdin = io.BytesIO(stdin_bytes)
+
+    store = _open_cache(cache) if cache else None
+    bar = _ProgressBar() if sys.stderr is not None and sys.stderr.isatty() else None
+    failed = 0
+    collected = []
+    try:
+        first = True
+        for v in triage_all(given, jobs=jobs, cache=store, stdin=stdin, progress=bar):
+            if v.status != "ok":
+                failed += 1
+                if bar:
+                    bar.clear()
+                _err(f"{v.source}: {v.error}")
+            if summary or fmt in (Format.table, Format.csv):
+                collected.append(v)
+            elif fmt is Format.json:
+                from dumpscope.render import to_json_line, verdict_to_json
+
+                sys.stdout.write(to_json_line(verdict_to_json(v)) + "\n")
+            else:
+                from dumpscope.render import render_verdict_text
+
+                lines = _transcript_lines(v.source, stdin_bytes) if explain else None
+                sys.stdout.write(("" if first else "\n") + render_verdict_text(v, lines))
+            first = False
+    finally:
+        if bar:
+            bar.clear()
+        if store is not None:
+            store.close()
+    if summary:
+        _write_summary(collected, fmt)
+    elif fmt is Format.table:
+        from dumpscope.render import render_table
+
+        sys.stdout.write(render_table(collected))
+    elif fmt is Format.csv:
+        from dumpscope.render import render_csv
+
+        sys.stdout.write(render_csv(collected))
+    return EXIT_INPUT if failed else EXIT_OK
+
+
+def _is_dir(path: str) -> bool:
+    return path != "-" and os.path.isdir(path)
+
+
+def _open_cache(path: str):  # type: ignore[no-untyped-def]
+    from dumpscope import __version__
+    from dumpscope.cache import Cache
+    from dumpscope.signatures import signature_set
+
+    return Cache(path, signature_set().version, __version__)
+
+
+def _transcript_lines(source: str, stdin_bytes: bytes | None) -> list[str] | None:
+    # --explain quotes transcript lines: read the input again (stdin was kept in memory).
+    import io
+
+    from dumpscope.lexer import split_lines
+    from dumpscope.sources import STDIN_NAME, read_source
+
+    if source == STDIN_NAME:
+        if stdin_bytes is None:
+            return None
+        src = read_source("-", stdin=io.BytesIO(stdin_bytes))
+    else:
+        src = read_source(source)
+    return split_lines(src.text) if src.text is not None else None
+
+
+def _write_summary(verdicts, fmt: Format) -> None:  # type: ignore[no-untyped-def]
+    from dumpscope.render import render_summary, summary_rows, to_json_line
+
+    if fmt is Format.json:
+        for row in summary_rows(verdicts):
+            sys.stdout.write(to_json_line({"schema": "dumpscope.summary/1", **row}) + "\n")
+    elif fmt is Format.csv:
+        import csv
+
+        rows = summary_rows(verdicts)
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        cols = ["group", "key", "title", "count", "first_build", "last_build", "example"]
+        w.writerow(cols)
+        from dumpscope.render import escape
+
+        for r in rows:
+            w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in cols])
+    else:
+        sys.stdout.write(render_summary(verdicts))
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (only used when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if done != total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = width * done // total if total else width
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        sys.stderr.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._shown = False
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI: the one place where errors become messages and exit codes."""
     try:
