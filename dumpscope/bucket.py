@@ -194,14 +194,23 @@ def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequen
     return ""
 
 
-def bucket(dump: Dump) -> Bucket:
-    """The bucket of a dump: the same crash with different addresses always gets the same id."""
+def bucket(dump: Dump, text: str | None = None) -> Bucket:
+    """The bucket of a dump: the same crash with different addresses always gets the same id.
+
+    `text` is the transcript itself; it is only read when the dump shows neither a panic message nor
+    a stack, to name a kmem_error report the parser keeps as raw text (corpus 022).
+    """
     all_frames = crash_frames(dump)
     message = dump.panic_message or (dump.status.panic_message if dump.status else None) or ""
     kind = "panic"
     title = ""
     frames = meaningful_frames(all_frames)[:BUCKET_FRAMES]
-    if not message and not all_frames:
+    report = _kmem_report(text) if text and not message and not all_frames else None
+    if report:
+        kind = "kmem"
+        message = report
+        title = f"kmem_error: {report} (panic message not captured)"
+    elif not message and not all_frames:
         suspect = suspect_thread(dump)
         if suspect is not None:
             kind = "hang"
@@ -218,6 +227,22 @@ def bucket(dump: Dump) -> Bucket:
     key = "|".join((kind, norm, " ".join(f.function.lstrip("~") for f in frames)))
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
     return Bucket(digest, title, key, norm, tuple(f.function.lstrip("~") for f in frames))
+
+
+# kmem_error()'s first report line names the corruption (uts/common/os/kmem.c); the panic that follows
+# ('kernel heap corruption detected') is often cut from excerpts.
+_KMEM_REPORT = re.compile(
+    r"\b(buffer freed to wrong cache|buffer modified after being freed|duplicate free|bad free"
+    r"|redzone violation|boundary tag corrupted|bufctl corrupted|buffer corrupted|bad buffer control)\b"
+)
+
+
+def _kmem_report(text: str) -> str | None:
+    for line in text.splitlines()[:5000]:
+        m = _KMEM_REPORT.search(line[:MAX_SUBJECT_LENGTH])
+        if m:
+            return m.group(1)
+    return None
 
 
 def _no_crash_title(dump: Dump) -> str:

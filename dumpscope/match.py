@@ -331,7 +331,8 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
         if hit is None:
             continue
         named = _named(hit)
-        has_args = any(fr.args is not None for _, fr in named)
+        # console tracebacks print "()" for every frame: an empty list shows no values either
+        has_args = any(fr.args for _, fr in named)
         own, own_where = _bind(spec.bind, named)
         evidence: list[Evidence] = []
         contradictions: list[str] = []
@@ -355,7 +356,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
                 evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, False, f"{who}: {detail}"))
                 contradictions.append(f"{cl.label} does not hold ({detail})")
         if not has_args:
-            reason = f"{_src(src)} prints no arguments, so its values cannot be compared"
+            reason = f"{_src(src)} shows no arguments, so its values cannot be compared"
         elif contradictions:
             reason = "; ".join(contradictions)
         elif unknown:

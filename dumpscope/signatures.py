@@ -457,7 +457,10 @@ def _parse_file(path: str, data: bytes) -> Signature:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        raise SignatureFileError(path, int(m.group(1)) if m else None, f"TOML syntax: {exc}") from None
+        line = int(m.group(1)) if m else None
+        if line is None and "end of document" in str(exc):
+            line = max(1, len(text.splitlines()))
+        raise SignatureFileError(path, line, f"TOML syntax: {exc}") from None
     ctx = _Ctx(path, text)
     _keys(ctx, doc, _TOP_KEYS, ())
     for req in ("id", "title", "bugs", "crash"):

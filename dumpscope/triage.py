@@ -30,19 +30,20 @@ def triage_text(text: str, source: str = "<input>", signatures: SignatureSet | N
         dump = parse_transcript(text, source)
     except DumpscopeError as exc:
         return Verdict(source=source, status="error", error=str(exc))
-    return triage(dump, source, signatures)
+    return triage(dump, source, signatures, text=text)
 
 
-def triage(dump: Dump, source: str, signatures: SignatureSet | None = None) -> Verdict:
+def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text: str | None = None) -> Verdict:
     """The verdict for one parsed dump: matched signature (if any), confidence, bucket, evidence.
 
     Never raises for an odd dump: a signature that raises while matching becomes a note. Raises
-    SignatureFileError only when the signature files themselves are bad.
+    SignatureFileError only when the signature files themselves are bad. `text`, the transcript, lets
+    the bucket name a kmem_error report when the dump shows no panic at all.
     """
     sigs = signatures if signatures is not None else signature_set()
     notes: list[str] = list(dump.notes)
     try:
-        bkt = bucket(dump)
+        bkt = bucket(dump, text)
     except Exception as exc:  # noqa: BLE001 - a bucket bug must not lose the verdict
         notes.append(f"bucketing failed ({type(exc).__name__}: {exc})")
         bkt = Bucket("0000000000", "unknown crash", "", "", ())
