@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ _RSYSLOG_ESC = re.compile(r"^(?:#01[25])+|(?:#01[25])+$")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
 _QUOTE = re.compile(r"^\s*>\s?")
 _SPARC_REGS = re.compile(r"^\s*%[lgoi]\d-\d:")
+_NAMED = re.compile(r"\(\?P<\w+>")
 _WORDY = re.compile(r"[A-Za-z0-9_]{2}")
 _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
 
@@ -99,9 +101,12 @@ def _offset(text: str | None) -> int | None:
 
 
 def _args(text: str) -> tuple[int, ...]:
-    text = text.strip()
-    if not text:
+    if not text or text.isspace():
         return ()
+    try:  # the common case: bare hex, as mdb prints arguments (int() accepts spaces and "0x")
+        return tuple([int(part, 16) for part in text.split(",")])
+    except ValueError:
+        pass
     out = []
     for part in text.split(","):
         part = part.strip()
@@ -110,11 +115,58 @@ def _args(text: str) -> tuple[int, ...]:
         if part[0] == "(":  # 2025 printer with -t: "(vfs_t *)0xfffffe..."
             part = part[part.rfind(")") + 1:].strip()
         value = _int(part)
-        if value is None:
-            value = _int(part, 10) if part.isdigit() else None
         if value is not None:
             out.append(value)
     return tuple(out)
+
+
+_BLANK = ("BLANK", None)
+_interned: dict[str, str] = {}
+
+
+# Frame is a frozen dataclass; its generated __init__ pays object.__setattr__ per field. The
+# hot path fills the slots through their descriptors instead (same object, same immutability after).
+_NEW = object.__new__
+_SET = tuple(getattr(Frame, name).__set__ for name in ("line", "function", "module", "offset", "args", "fp"))
+_SIXTEEN = repeat(16)
+
+
+def _fast_frame(line: int, function: str, module: str | None, offset: int | None,
+                args: tuple[int, ...] | None, fp: int | None) -> Frame:
+    f = _NEW(Frame)
+    s0, s1, s2, s3, s4, s5 = _SET
+    s0(f, line)
+    s1(f, function)
+    s2(f, module)
+    s3(f, offset)
+    s4(f, args)
+    s5(f, fp)
+    return f
+
+
+def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | None) -> Frame:
+    # groups of the FRAME terminal, in order: fp, sym, off, neg, args, close
+    fp, sym, off, neg, args, _close = groups
+    mod = None
+    if "`" in sym:  # type: ignore[operator]
+        mod, sym = sym.split("`", 1)  # type: ignore[union-attr]
+    sym = _interned.setdefault(sym, sym)  # type: ignore[arg-type]
+    if off is not None:
+        offset: int | None = int(off[2:]) if off[:2] == "0t" else int(off, 16)
+    elif neg is not None:
+        offset = -(_offset(neg) or 0)
+    else:
+        offset = None
+    if args_text is None:
+        args_text = args
+    if not args_text:
+        argv: tuple[int, ...] = ()
+    else:
+        try:  # the common case: bare hex, as mdb prints arguments (int() accepts spaces and "0x")
+            argv = tuple(map(int, args_text.split(","), _SIXTEEN))
+        except ValueError:
+            argv = _args(args_text)
+    return _fast_frame(lineno, sym, mod, offset, argv, int(fp, 16) if fp else None)
 
 
 class LineLexer(Lexer):
@@ -126,6 +178,13 @@ class LineLexer(Lexer):
             (t.name, re.compile(t.pattern.to_regexp())) for t in terms
         )
         self._by_name = dict(self.terminals)
+        combined = "|".join(f"(?P<T{i}>{_NAMED.sub('(?:', rx.pattern)})"
+                            for i, (_, rx) in enumerate(self.terminals))
+        self._any = re.compile(combined).match
+        frame = self._by_name["FRAME"]
+        # _mdb_frame unpacks the FRAME groups by position
+        assert sorted(frame.groupindex, key=frame.groupindex.__getitem__) == \
+            ["fp", "sym", "off", "neg", "args", "close"], frame.groupindex
 
     # -- classification ------------------------------------------------------------------------
 
@@ -133,16 +192,21 @@ class LineLexer(Lexer):
         """The terminal a cleaned line matches (OTHER when none), and the match."""
         if len(line) > MAX_LINE:
             return "OTHER", None
-        for name, rx in self.terminals:
-            m = rx.match(line)
-            if m is not None:
-                if name == "PANICINFO_FIELD" and m.end("name") != 16:
-                    continue  # ::panicinfo right-aligns names in 16 columns; prose does not
-                if name == "OTHER" and line.lstrip().startswith(">"):
-                    return self._unquote(line)
-                return name, m
-        if line.lstrip().startswith(">"):
-            return self._unquote(line)
+        # One pass of the combined regex finds the first terminal that matches (in C); the
+        # terminal's own regex then extracts its named groups.
+        m = self._any(line)
+        if m is None:
+            return self._unquote(line) if line.lstrip().startswith(">") else ("OTHER", None)
+        start = int(m.lastgroup[1:])  # type: ignore[index]
+        for name, rx in self.terminals[start:]:
+            mm = rx.match(line)
+            if mm is None:
+                continue
+            if name == "PANICINFO_FIELD" and mm.end("name") != 16:
+                continue  # ::panicinfo right-aligns names in 16 columns; prose does not
+            if name == "OTHER" and line.lstrip().startswith(">"):
+                return self._unquote(line)
+            return name, mm
         return "OTHER", None
 
     def _unquote(self, line: str) -> tuple[str, re.Match[str] | None]:
@@ -156,24 +220,52 @@ class LineLexer(Lexer):
 
     def lex(self, data: LexInput) -> Iterator[Token]:  # type: ignore[override]
         lines = data.lines
-        kinds: list[tuple[str, re.Match[str] | None]] = []
+        kinds: list[tuple[str, Any]] = []
+        append = kinds.append
         classify = self.classify
-        frame_rx = self._by_name.get("FRAME")
-        for text in lines:
+        frame_match = self._by_name["FRAME"].match
+        mdb_frame = _mdb_frame
+        for lineno, text in enumerate(lines, 1):
             if not text or text.isspace():
-                kinds.append(("BLANK", None))
+                append(_BLANK)
                 continue
-            # the hot path: most lines of a big transcript are frames
-            m = frame_rx.match(text) if frame_rx is not None and len(text) <= MAX_LINE else None
+            if len(text) > MAX_LINE:
+                data.notes.append(f"line {lineno} is {len(text)} characters long; kept as raw text")
+                append(("OTHER", None))
+                continue
+            # the hot path: most lines of a big transcript are complete mdb frames, built right away
+            m = frame_match(text)
             if m is not None:
-                kinds.append(("FRAME", m))
+                append(("FRAME", mdb_frame(lineno, m.groups(), None) if m.group("close") else m))
             else:
-                if len(text) > MAX_LINE:
-                    data.notes.append(f"line {len(kinds) + 1} is {len(text)} characters long; kept as raw text")
-                kinds.append(classify(text))
+                append(classify(text))
+        self._truncated_tail(data, kinds)
         yield from self._tokens(data, kinds)
 
-    def _tokens(self, data: LexInput, kinds: list[tuple[str, re.Match[str] | None]]) -> Iterator[Token]:
+    def _truncated_tail(self, data: LexInput, kinds: list[tuple[str, Any]]) -> None:
+        # An excerpt cut off inside its last frame: parse it as far as it goes, with a note.
+        last = len(kinds) - 1
+        while last >= 0 and kinds[last][0] == "BLANK":
+            last -= 1
+        if last < 1 or kinds[last][0] != "TRUNCATED_FRAME":
+            return
+        prev = last - 1
+        while prev >= 0 and kinds[prev][0] == "BLANK":
+            prev -= 1
+        run = kinds[prev][0] if prev >= 0 else ""
+        if run not in ("FRAME", "CONSOLE_FRAME") or prev != last - 1:
+            return
+        g = kinds[last][1].groupdict()
+        module = g["mod"] if run == "CONSOLE_FRAME" else g["mod"]
+        off = g["off"]
+        offset = int(off, 16) if off and off not in ("0x", "x") else None
+        args_text = g["args"] or ""
+        args = _args(args_text.rpartition(",")[0]) if g["args"] is not None else None
+        frame = Frame(last + 1, g["func"], module, offset, args, int(g["fp"], 16))
+        kinds[last] = (run, frame)
+        data.notes.append(f"line {last + 1}: input ends inside a frame; its name may be cut short")
+
+    def _tokens(self, data: LexInput, kinds: list[tuple[str, Any]]) -> Iterator[Token]:
         lines = data.lines
         n = len(kinds)
         i = 0
@@ -199,11 +291,12 @@ class LineLexer(Lexer):
                 i = self._join_console_panic(data, kinds, i, payload)
             yield tok
 
-    def _run(self, data: LexInput, kinds: list[tuple[str, re.Match[str] | None]], i: int,
+    def _run(self, data: LexInput, kinds: list[tuple[str, Any]], i: int,
              kind: str) -> tuple[list[Frame], int]:
         lines = data.lines
         n = len(kinds)
         frames: list[Frame] = []
+        append = frames.append
         while i < n:
             k, m = kinds[i]
             if k != kind:
@@ -212,43 +305,31 @@ class LineLexer(Lexer):
                     i += 1
                     continue
                 break
-            assert m is not None
-            lineno = i + 1
             i += 1
+            if type(m) is Frame:
+                append(m)
+                continue
+            lineno = i
             if kind == "STACKS_FRAME":
                 sym = m["sym"]
                 mod = None
                 if "`" in sym:
                     mod, sym = sym.split("`", 1)
-                frames.append(Frame(lineno, sym, mod, _offset(m["off"]), None, None))
+                append(Frame(lineno, sym, mod, _offset(m["off"]), None, None))
                 continue
             args_text = m["args"]
             if m["close"] is None:
                 # wrapped argument list: ", more)" (mdb autowrap) or "  more)" (SPARC console)
                 args_text, i = self._continue_args(data, kinds, i, args_text, lineno)
-            fp = m["fp"]
             if kind == "FRAME":
-                sym = m["sym"]
-                mod = None
-                if "`" in sym:
-                    mod, sym = sym.split("`", 1)
-                off = m["off"]
-                if off is not None:
-                    offset: int | None = int(off) if len(off) == 1 else _offset(off)
-                elif m["neg"] is not None:
-                    offset = -(_offset(m["neg"]) or 0)
-                else:
-                    offset = None
-                frames.append(Frame(lineno, sym, mod, offset, _args(args_text),
-                                    int(fp, 16) if fp else None))
-            else:  # CONSOLE_FRAME: module:func+hexoff, or a bare pc
-                func = m["func"]
-                if func is None:
-                    frames.append(Frame(lineno, "0x" + m["pc"].lower(), None, None, _args(args_text),
-                                        int(fp, 16)))
-                else:
-                    frames.append(Frame(lineno, func, m["mod"], int(m["off"], 16), _args(args_text),
-                                        int(fp, 16)))
+                append(_mdb_frame(lineno, m.groups(), args_text))
+                continue
+            fp = m["fp"]
+            func = m["func"]  # CONSOLE_FRAME: module:func+hexoff, or a bare pc
+            if func is None:
+                append(Frame(lineno, "0x" + m["pc"].lower(), None, None, _args(args_text), int(fp, 16)))
+            else:
+                append(Frame(lineno, func, m["mod"], int(m["off"], 16), _args(args_text), int(fp, 16)))
         return frames, i
 
     def _continue_args(self, data: LexInput, kinds: list[tuple[str, re.Match[str] | None]], i: int,
@@ -295,6 +376,8 @@ class LineLexer(Lexer):
         pieces = [value]
         for j in range(i, end):
             if kinds[j][0] != "BLANK":
+                if not value and len(pieces) == 1:
+                    payload.groups = dict(payload.groups, text_line=str(j + 1))
                 pieces.append(lines[j].strip())
                 data.consumed[j + 1] = payload.line
         payload.groups = dict(payload.groups, value=_join_wrapped(pieces))
@@ -314,10 +397,11 @@ class LineLexer(Lexer):
                 return i
             pieces = [lines[j].strip()]
             data.consumed[j + 1] = payload.line
+            payload.groups = dict(payload.groups, text_line=str(j + 1))
             i = j + 1
         # a message re-wrapped by a mailer or a web page continues on plain lines of words
         for _ in range(3):
-            if i < len(kinds) and kinds[i][0] == "OTHER" and len(pieces[-1]) >= 40 \
+            if i < len(kinds) and kinds[i][0] == "OTHER" and len(lines[i - 1].strip()) >= 60 \
                     and _WORDY.search(lines[i]):
                 pieces.append(lines[i].strip())
                 data.consumed[i + 1] = payload.line

@@ -26,6 +26,9 @@ _DEBUGGING = (
 _OS = re.compile(r"(?P<release>\S+) (?P<version>\S+)(?: \((?P<machine>[^)]*)\))?")
 _STACK_COMMANDS = re.compile(r"^(?:(?P<addr>[0-9a-fA-F]+|<\w+)?\s*(?P<cmd>\$[cC]\d*|::stack\b|::stackregs\b))")
 
+_BARE_MESSAGE = re.compile(r"^[A-Za-z][\w ,:=()'\"/.-]*[A-Za-z0-9)]$")
+_NEEDS_CLEANING = re.compile(r"[\r\x1b]|<br|<BR|\[ID |```|~~~")
+
 _FIELD_NAMES = {
     "operating system": "operating_system",
     "image uuid": "image_uuid",
@@ -122,8 +125,11 @@ class _Build(Transformer[Token, Any]):
                     lines.append(("version", lt.line))
                 elif name and name not in fields:
                     fields[name] = value
+                    if name == "panic_message" and g.get("text_line"):
+                        lines.append(("panic_message", int(g["text_line"])))  # wrapped: text starts here
                 elif key == "upanic message" and "panic_message" not in fields:
-                    fields["panic_message"] = value  # a process core's panic string
+                    # a process core's panic string; mdb shows its trailing newline escaped
+                    fields["panic_message"] = re.sub(r"(?:\\x0a|\\n)+$", "", value)
                     name = "panic_message"
                 else:
                     extra.append((key, value))
@@ -246,7 +252,7 @@ class _Build(Transformer[Token, Any]):
         lt: LineTok = c[0].value
         g = lt.groups
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
-                "type": c[0].type}
+                "type": c[0].type, "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
 
 
@@ -268,7 +274,9 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     Never raises for odd input: what is not understood is kept as raw sections, and a degraded
     parse carries notes saying why. `name` is only used in notes.
     """
-    lines = [_clean(line) for line in split_lines(text)]
+    lines = split_lines(text)
+    if _NEEDS_CLEANING.search(text):  # most mdb output needs none of the paste clean-up
+        lines = [_clean(line) for line in lines]
     data = LexInput(lines)
     items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[arg-type]
     return _link(items, data, text)
@@ -355,7 +363,7 @@ def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
     panic_cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
     for info, line in console:
         if msg is None and info["message"]:
-            msg, msg_line = info["message"], line
+            msg, msg_line = info["message"], info["text_line"]
         if panic_thread is None and info["thread"]:
             panic_thread = _hex(info["thread"])
         if panic_cpu is None and info["cpu"]:
@@ -409,11 +417,12 @@ def _message_before_console_stack(stacks: list[Stack], lines: list[str]) -> tupl
         if not st.console:
             continue
         j = st.line - 2
-        while j >= 0 and not lines[j].strip():
+        while j >= 0 and j >= st.line - 4 and not lines[j].strip():
             j -= 1
-        if j >= 0 and (j == 0 or not lines[j - 1].strip()):
+        if j >= 0 and lines[j].strip():
             candidate = lines[j].strip()
-            if 0 < len(candidate) <= 200 and not candidate.endswith(":") and "```" not in candidate:
+            if len(candidate) <= 200 and candidate[-1] not in ":.`" and candidate[0] not in "#`>[" \
+                    and _BARE_MESSAGE.search(candidate):
                 return candidate, j + 1
     return None, None
 

@@ -1,0 +1,129 @@
+"""The data-driven driver: one test per golden fixture, checking its hand-written .expect."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import read_expect, read_text, transcript_fixtures
+from dumpscope.dump import Dump, Frame
+from dumpscope.parse import parse_transcript
+
+FIXTURES = transcript_fixtures()
+
+
+def _all_frames(dump: Dump) -> list[Frame]:
+    frames = [f for s in dump.stacks for f in s.frames]
+    frames += [f for t in dump.threads for f in t.frames]
+    return frames
+
+
+def _frame_text(f: Frame) -> str:
+    args = "" if f.args is None else "(" + ", ".join(f"{a:x}" for a in f.args) + ")"
+    return f"{f.label}{args}"
+
+
+def test_there_are_fixtures() -> None:
+    assert len(FIXTURES) >= 25
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_parse_expectations(path: Path) -> None:
+    exp = read_expect(path.with_suffix(".expect"))
+    dump = parse_transcript(read_text(path), path.name)
+
+    want = exp.get("PANIC_MESSAGE")
+    if want is not None:
+        assert (dump.panic_message or "none") == want
+    want = exp.get("PANIC_MESSAGE_LINE")
+    if want is not None:
+        assert dump.panic_message_line == int(want)
+    want = exp.get("PLATFORM")
+    if want is not None:
+        assert (dump.platform or "none") == want
+    want = exp.get("HOST")
+    if want is not None:
+        assert (dump.status.host if dump.status else "none") == want
+    want = exp.get("PANIC_THREAD")
+    if want is not None:
+        got = f"{dump.panic_thread_address:x}" if dump.panic_thread_address is not None else "none"
+        assert got == want
+
+    want = exp.get("PANIC_STACK")
+    if want is not None:
+        if want == "none":
+            assert dump.panic_stack is None
+        else:
+            count, first, last, *line = want.split()
+            st = dump.panic_stack
+            assert st is not None, "no panic stack"
+            assert len(st.frames) == int(count)
+            assert st.frames[0].function == first
+            assert st.frames[-1].function == last
+            if line:
+                assert st.line == int(line[0])
+
+    by_line = {f.line: f for f in _all_frames(dump)}
+    for spec in exp.all("FRAME"):
+        line, text = spec.split(None, 1)
+        assert int(line) in by_line, f"no frame parsed at line {line}"
+        assert _frame_text(by_line[int(line)]) == text
+
+    want = exp.get("FRAMES_TOTAL")
+    if want is not None:
+        assert len(_all_frames(dump)) == int(want)
+    want = exp.get("THREADS")
+    if want is not None:
+        assert len(dump.threads) == int(want)
+    threads = {f"{t.address:x}": t for t in dump.threads if t.address is not None}
+    for spec in exp.all("THREAD"):
+        m = re.fullmatch(r"(?P<addr>[0-9a-f]+) frames=(?P<n>\d+)(?: desc=(?P<desc>.*))?", spec)
+        assert m, f"bad THREAD spec {spec!r}"
+        t = threads.get(m["addr"])
+        assert t is not None, f"thread {m['addr']} not parsed"
+        assert len(t.frames) == int(m["n"])
+        if m["desc"] is not None:
+            assert t.description == m["desc"]
+    for spec in exp.all("STATUS_FIELD"):
+        name, _, value = spec.partition("=")
+        assert dump.status is not None
+        assert str(getattr(dump.status, name.strip())) == value.strip()
+    for want in exp.all("NOTE"):
+        assert any(want in n for n in dump.notes), f"no note containing {want!r} in {dump.notes}"
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_triage_expectations(path: Path) -> None:
+    exp = read_expect(path.with_suffix(".expect"))
+    keys = {k for k, _ in exp.items}
+    if not keys & {"SIGNATURE", "CONFIDENCE", "TITLE", "FIX", "HINT", "EVIDENCE_LINE", "NOT_SIGNATURE",
+                   "BUCKET_SAME_AS"}:
+        pytest.skip("no triage expectations in this fixture")
+    triage = pytest.importorskip("dumpscope.triage")
+    v = triage.triage_text(read_text(path), path.name)
+    assert v.status == "ok", v.error
+    want = exp.get("SIGNATURE")
+    if want is not None:
+        assert (v.signature or "none") == want
+    for unwanted in exp.all("NOT_SIGNATURE"):
+        assert v.signature != unwanted
+    want = exp.get("CONFIDENCE")
+    if want is not None:
+        assert (v.confidence.value if v.confidence else "none") == want
+    for want in exp.all("TITLE"):
+        assert want in v.title, f"title {v.title!r} lacks {want!r}"
+    want = exp.get("FIX")
+    if want is not None:
+        assert (v.fix.status.value if v.fix else "none") == want
+    for want in exp.all("HINT"):
+        assert any(want in h for h in v.hints), f"no hint containing {want!r} in {v.hints}"
+    cited = {line for e in v.evidence for line in e.lines}
+    for want in exp.all("EVIDENCE_LINE"):
+        assert int(want) in cited, f"line {want} not cited as evidence ({sorted(cited)})"
+    other = exp.get("BUCKET_SAME_AS")
+    if other is not None:
+        other_path = path.with_name(other + ".txt")
+        w = triage.triage_text(read_text(other_path), other_path.name)
+        assert v.bucket == w.bucket
