@@ -24,7 +24,7 @@ _RUNS = {"FRAME", "CONSOLE_FRAME", "STACKS_FRAME"}
 # Status keys that end a wrapped "panic message:" (mdb prints them after it).
 _AFTER_PANIC = {"dump content", "build version", "image uuid"}
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_ANSI = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _BR = re.compile(r"<br\s*/?>\s*$", re.IGNORECASE)
 # "2019-01-14T19:09:19.831161+00:00 cube-sw genunix: [ID 655072 kern.notice] " and the classic
 # "Jun 10 16:56:31 machine1 savecore: [ID 570001 auth.error] " syslog prefixes
@@ -121,6 +121,10 @@ def _args(text: str) -> tuple[int, ...]:
 
 
 _BLANK = ("BLANK", None)
+
+
+def _no_match(_line: str) -> None:
+    return None
 _interned: dict[str, str] = {}
 
 
@@ -181,10 +185,11 @@ class LineLexer(Lexer):
         combined = "|".join(f"(?P<T{i}>{_NAMED.sub('(?:', rx.pattern)})"
                             for i, (_, rx) in enumerate(self.terminals))
         self._any = re.compile(combined).match
-        frame = self._by_name["FRAME"]
+        frame = self._by_name.get("FRAME")
         # _mdb_frame unpacks the FRAME groups by position
-        assert sorted(frame.groupindex, key=frame.groupindex.__getitem__) == \
-            ["fp", "sym", "off", "neg", "args", "close"], frame.groupindex
+        if frame is not None and sorted(frame.groupindex, key=frame.groupindex.__getitem__) != \
+                ["fp", "sym", "off", "neg", "args", "close"]:
+            raise ValueError(f"FRAME terminal groups changed: {frame.groupindex}")
 
     # -- classification ------------------------------------------------------------------------
 
@@ -223,7 +228,8 @@ class LineLexer(Lexer):
         kinds: list[tuple[str, Any]] = []
         append = kinds.append
         classify = self.classify
-        frame_match = self._by_name["FRAME"].match
+        frame_rx = self._by_name.get("FRAME")
+        frame_match = frame_rx.match if frame_rx is not None else _no_match
         mdb_frame = _mdb_frame
         for lineno, text in enumerate(lines, 1):
             if not text or text.isspace():
@@ -364,6 +370,9 @@ class LineLexer(Lexer):
             if k in ("PROMPT", "STATUS_HEAD") or k == "STATUS_FIELD" and m is not None and m["key"] in _AFTER_PANIC:
                 end = j
                 break
+        if value and end is not None and (len(lines[i - 1]) < 60 or any(
+                kinds[j][0] not in ("OTHER", "TRAP_BANNER", "BLANK") for j in range(i, end))):
+            return i  # a complete one-line message; what follows is more of ::status
         if end is None:
             if value:
                 return i  # a one-line message; the block was cut short

@@ -1,0 +1,257 @@
+"""The parser's model and its handling of pastes, degraded and bad input (library and `dumpscope parse`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TRANSCRIPTS
+from dumpscope.cli import main
+from dumpscope.dump import Frame, SectionKind
+from dumpscope.parse import parse_transcript
+
+VATPIT = TRANSCRIPTS / "seed-12476-vatpit-status-and-dollar-c.txt"
+VHPET = TRANSCRIPTS / "seed-12476-vhpet-with-remover.txt"
+
+
+def run(argv: list[str], stdin: bytes | None = None, capsys: pytest.CaptureFixture[str] | None = None,
+        monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    if stdin is not None:
+        assert monkeypatch is not None
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert capsys is not None
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+# -- the model --------------------------------------------------------------------------------
+
+
+def test_results_are_frozen() -> None:
+    dump = parse_transcript(VATPIT.read_text())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dump.panic_message = "x"  # type: ignore[misc]
+    frame = dump.panic_stack.frames[1]  # type: ignore[union-attr]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.function = "x"  # type: ignore[misc]
+    assert isinstance(frame, Frame) and not hasattr(frame, "__dict__")
+
+
+def test_frame_fields_from_dollar_c() -> None:
+    dump = parse_transcript(VATPIT.read_text())
+    st = dump.panic_stack
+    assert st is not None and st.command == "$C"
+    f = st.frames[1]
+    # line 11 of the excerpt: ffffff000f832950 cyclic_reprogram_cyclic+0xb0(ffffff03eb144000, b, 2cc15105498)
+    assert (f.line, f.fp, f.function, f.offset, f.args) == (
+        11, 0xffffff000f832950, "cyclic_reprogram_cyclic", 0xb0, (0xffffff03eb144000, 0xb, 0x2cc15105498))
+    assert st.frames[-1].function == "thread_start" and st.frames[-1].offset == 8
+    assert st.frames[0].args == ()
+
+
+def test_findstack_thread_with_description() -> None:
+    dump = parse_transcript(VHPET.read_text())
+    (t,) = dump.threads
+    assert t.address == 0xfffffe55d37b8080 and t.description == "bhyve/1 [vcpu 0]"
+    assert t.stack_pointer == 0xfffffb04249a9560
+    assert [f.function for f in t.frames[:4]] == ["_resume_from_idle", "swtch", "sema_p", "cyclic_remove_here"]
+    assert t.frames[3].args == (0xfffffdc5496f0d40, 0xc3, 0, 0)
+
+
+def test_panic_thread_is_linked_not_counted_twice() -> None:
+    text = (
+        "> ::panicinfo\n             cpu                1\n          thread ffffff001e817c40\n"
+        "> ::stacks\nTHREAD           STATE    SOBJ                COUNT\n"
+        "ffffff001e817c40 PANIC    <NONE>                  1\n                 vpanic\n\n"
+        "> ffffff001e817c40::findstack -v\n"
+        "stack pointer for thread ffffff001e817c40 (tq:zio_write_issue): ffffff001e817a00\n"
+        "  ffffff001e817a30 vpanic()\n  ffffff001e817a60 zio_wait+0x5c(ffffff0123456789)\n"
+    )
+    dump = parse_transcript(text)
+    assert len(dump.threads) == 1
+    t = dump.threads[0]
+    assert t.is_panic and dump.panic_thread is t
+    assert t.state == "PANIC" and t.description == "tq:zio_write_issue"
+    assert t.frames[1].args == (0xffffff0123456789,)  # the richer ::findstack -v stack is kept
+
+
+def test_unknown_status_lines_are_kept() -> None:
+    text = ("debugging crash dump vmcore.1 (64-bit) from h\noperating system: 5.11 joyent_20150101T000000Z (i86pc)\n"
+            "git branch: release-20150101\ngit rev: 0123abc\nimage uuid: (not set)\n"
+            "panic message: boom\nfrobnication level: 11\ndump content: kernel pages only\n")
+    s = parse_transcript(text).status
+    assert s is not None
+    assert ("git branch", "release-20150101") in s.extra and ("frobnication level", "11") in s.extra
+    assert s.panic_message == "boom" and s.dump_content == "kernel pages only"
+
+
+def test_wrapped_dollar_c_arguments_are_joined() -> None:
+    text = ("> $C\nffffffa0ffd84650 vpanic()\n"
+            "ffffffa0ffd846e0 foo+0x4f(ffffffa0ffd84700, 1, ffffffff00000000\n"
+            ", ffffffa0ffd847d8)\nffffffa0ffd84710 bar+0x10()\n")
+    st = parse_transcript(text).panic_stack
+    assert st is not None and [f.function for f in st.frames] == ["vpanic", "foo", "bar"]
+    assert st.frames[1].args == (0xffffffa0ffd84700, 1, 0xffffffff00000000, 0xffffffa0ffd847d8)
+
+
+def test_autowrapped_panic_message_is_joined() -> None:
+    text = ("debugging crash dump vmcore.0 (64-bit) from h\npanic message: \n"
+            "BAD TRAP: type=e (#pf Page fault) rp=ffffff002f332940 addr=0 occurred in module \n"
+            '"FSS" due to a NULL pointer dereference\ndump content: kernel pages only\n')
+    dump = parse_transcript(text)
+    assert dump.panic_message == ('BAD TRAP: type=e (#pf Page fault) rp=ffffff002f332940 addr=0 occurred in '
+                                  'module "FSS" due to a NULL pointer dereference')
+    assert dump.panic_message_line == 3
+
+
+@pytest.mark.parametrize("variant", ["crlf", "fenced", "quoted", "indented", "tabs", "prose", "html"])
+def test_paste_variants_parse_the_same(variant: str) -> None:
+    base = VATPIT.read_text().split("\n")[2:21]  # '> ::status' .. first frames
+    lines = list(base)
+    if variant == "crlf":
+        text = "\r\n".join(lines) + "\r\n"
+    elif variant == "fenced":
+        text = "Here is the dump:\n```console\n" + "\n".join(lines) + "\n```\n"
+    elif variant == "quoted":
+        text = "\n".join("> " + x for x in lines) + "\n"
+    elif variant == "indented":
+        text = "\n".join("    " + x for x in lines) + "\n"
+    elif variant == "tabs":
+        text = "\n".join("\t" + x for x in lines) + "\n"
+    elif variant == "prose":
+        text = "\n".join(lines[:7]) + "\n\nI then ran this, which shows:\n\n" + "\n".join(lines[7:]) + "\n"
+    else:
+        text = "\n".join(x + "<br />" for x in lines) + "\n"
+    want = parse_transcript("\n".join(base) + "\n")
+    got = parse_transcript(text)
+    assert got.panic_message == want.panic_message == "attempt to reprogram non-existent cyclic"
+    assert got.platform == "joyent_20180216T202957Z"
+    assert got.panic_stack is not None and want.panic_stack is not None
+    assert [(f.function, f.offset, f.args) for f in got.panic_stack.frames] == \
+        [(f.function, f.offset, f.args) for f in want.panic_stack.frames]
+
+
+def test_unknown_text_is_kept_as_raw_with_line_numbers() -> None:
+    text = "> ::status\npanic message: x\n> ::ps\nS PID\nR 0 sched\n> $C\nvpanic()\n"
+    dump = parse_transcript(text)
+    raw = dump.raw_sections
+    assert [(s.start, s.end, s.command) for s in raw] == [(4, 5, "::ps")]
+    assert any("not understood" in n for n in dump.notes)
+
+
+def test_truncated_last_line_is_noted() -> None:
+    text = "> $C\nffffff000f8328d0 vpanic()\nffffff000f832950 cyclic_reprogram_cyclic+0xb0(ffffff03eb1"
+    dump = parse_transcript(text)
+    st = dump.panic_stack
+    assert st is not None and st.frames[-1].function == "cyclic_reprogram_cyclic"
+    assert st.frames[-1].args == ()  # the cut-off argument is not guessed
+    assert any("not closed" in n for n in dump.notes)
+
+
+def test_garbage_between_sections_does_not_stop_the_parse() -> None:
+    text = VATPIT.read_text().replace("> $C", "@@@@ \x00\x01 garbage %%%\n> $C")
+    dump = parse_transcript(text)
+    assert dump.panic_message and dump.panic_stack and len(dump.panic_stack.frames) == 19
+
+
+def test_very_long_line_is_not_run_through_the_regexes() -> None:
+    text = "> ::status\npanic message: x\n" + "A" * 200_000 + "\n> $C\nvpanic()\n"
+    dump = parse_transcript(text)
+    assert dump.panic_stack is not None
+    assert any("characters long" in n for n in dump.notes)
+
+
+def test_process_core_status_is_not_a_kernel_dump() -> None:
+    dump = parse_transcript((TRANSCRIPTS / "omnios-1119-bhyve-userland-core-upanic.txt").read_text())
+    assert dump.status is not None and not dump.status.is_kernel
+
+
+# -- the CLI on bad input -----------------------------------------------------------------------
+
+
+def test_parse_json_is_versioned_and_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["parse", str(VHPET), "--format", "json"], capsys=capsys)
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["schema"] == "dumpscope.parse/1"
+    frame = doc["panic_stack"]["frames"][0]
+    assert frame["function"] == "cyclic_reprogram_cyclic" and frame["offset"] == 0x97
+    assert frame["args"] == [0xfffffdc5496f0d40, 0xc3, 0x370a98496f2f04] and frame["line"] == 5
+    (thread,) = doc["threads"]
+    assert thread["address"] == "fffffe55d37b8080" and thread["description"] == "bhyve/1 [vcpu 0]"
+
+
+def test_parse_reads_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = run(["parse", "-"], stdin=VATPIT.read_bytes(), capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0 and "attempt to reprogram non-existent cyclic" in out
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty file"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00" * 50, "binary file"),
+    (b"just some words, nothing from mdb here\nat all\n", "no mdb output found"),
+])
+def test_bad_files_get_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           content: bytes, message: str) -> None:
+    p = tmp_path / "bad.txt"
+    p.write_bytes(content)
+    code, out, err = run(["parse", str(p)], capsys=capsys)
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_path_and_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["parse", str(tmp_path / "nope.txt")], capsys=capsys)
+    assert code == 1 and "no such file" in err
+    code, _, err = run(["parse", str(tmp_path)], capsys=capsys)
+    assert code == 1 and "is a directory" in err
+
+
+def test_non_utf8_bytes_still_parse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "latin1.txt"
+    p.write_bytes(VATPIT.read_bytes().replace(b"dent", b"d\xe9nt"))
+    code, out, _ = run(["parse", str(p)], capsys=capsys)
+    assert code == 0 and "non-UTF-8" in out
+
+
+def test_one_five_megabyte_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "long.txt"
+    p.write_bytes(b"x" * (5 * 1024 * 1024))
+    code, _, err = run(["parse", str(p)], capsys=capsys)
+    assert code == 1 and "no mdb output found" in err and err.count("\n") == 1
+
+
+def test_escape_sequences_are_never_echoed_raw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "esc.txt"
+    p.write_text(VATPIT.read_text().replace("from dent", "from de\x1b]0;pwned\x07nt\x1b[2J\x07x"))
+    code, out, _ = run(["parse", str(p)], capsys=capsys)
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out  # nothing raw reaches the terminal
+    assert "host: dent\\x07x" in out  # a stray control character is shown escaped
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["parse", "--no-such-flag"], capsys=capsys)
+    assert code == 2 and "Traceback" not in err
+
+
+def test_python_dash_m_works() -> None:
+    r = subprocess.run([sys.executable, "-m", "dumpscope", "parse", str(VATPIT), "--format", "json"],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and json.loads(r.stdout)["platform"] == "joyent_20180216T202957Z"
+
+
+def test_sections_cover_the_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    dump = parse_transcript(VATPIT.read_text())
+    kinds = [s.kind for s in dump.sections]
+    assert kinds[:4] == [SectionKind.RAW, SectionKind.COMMAND, SectionKind.STATUS, SectionKind.COMMAND]
+    assert SectionKind.STACK in kinds
