@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from enum import StrEnum
@@ -91,7 +92,7 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     Example: mdb -e '::status; $C' 0 | dumpscope parse --format json
     """
     from dumpscope.parse import parse_transcript
-    from dumpscope.render import dump_to_json, render_dump_text, to_json_line
+    from dumpscope.render import iter_dump_json, render_dump_text
 
     src = _read_one(_stdin_path(path))
     dump = parse_transcript(src.text, src.name)
@@ -100,7 +101,8 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     if src.notes:
         dump = _with_notes(dump, src.notes)
     if fmt is OneFormat.json:
-        sys.stdout.write(to_json_line(dump_to_json(dump, src.name)) + "\n")
+        gc.disable()  # the JSON of a big dump is many small acyclic objects (see parse_transcript)
+        sys.stdout.writelines(iter_dump_json(dump, src.name))
     else:
         sys.stdout.write(render_dump_text(dump, src.name))
     return EXIT_OK

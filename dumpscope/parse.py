@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -274,12 +275,20 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     Never raises for odd input: what is not understood is kept as raw sections, and a degraded
     parse carries notes saying why. `name` is only used in notes.
     """
-    lines = split_lines(text)
-    if _NEEDS_CLEANING.search(text):  # most mdb output needs none of the paste clean-up
-        lines = [_clean(line) for line in lines]
-    data = LexInput(lines)
-    items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[arg-type]
-    return _link(items, data, text)
+    # The parse allocates hundreds of thousands of small acyclic objects; the cyclic collector
+    # would rescan them over and over (quadratic on big transcripts) and can free nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        lines = split_lines(text)
+        if _NEEDS_CLEANING.search(text):  # most mdb output needs none of the paste clean-up
+            lines = [_clean(line) for line in lines]
+        data = LexInput(lines)
+        items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[arg-type]
+        return _link(items, data, text)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _link(items: list[_Item], data: LexInput, text: str) -> Dump:

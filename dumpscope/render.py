@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,6 +22,7 @@ __all__ = [
     "dump_to_json",
     "escape",
     "frame_to_json",
+    "iter_dump_json",
     "render_csv",
     "render_dump_text",
     "render_summary",
@@ -67,7 +70,7 @@ def _stack_json(s: Stack) -> dict[str, Any]:
             "frames": [frame_to_json(f) for f in s.frames]}
 
 
-def _thread_json(t: Thread) -> dict[str, Any]:
+def _thread_json(t: Thread, with_frames: bool = True) -> dict[str, Any]:
     return {
         "line": t.line,
         "kind": t.kind.value,
@@ -82,7 +85,7 @@ def _thread_json(t: Thread) -> dict[str, Any]:
         "wchan": _h(t.wchan),
         "failure": t.failure,
         "is_panic": t.is_panic,
-        "frames": [frame_to_json(f) for f in t.frames],
+        "frames": [frame_to_json(f) for f in t.frames] if with_frames else [],
     }
 
 
@@ -127,6 +130,60 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
         "notes": list(dump.notes),
         "lines": dump.line_count,
     }
+
+
+_FRAME_JSON = '{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":%s}'
+_quoted: dict[str | None, str] = {None: "null"}
+
+
+def _q(text: str | None) -> str:
+    out = _quoted.get(text)
+    if out is None:
+        out = _quoted[text] = json.dumps(text)
+    return out
+
+
+def _frames_json_text(frames: tuple[Frame, ...]) -> str:
+    # The hot path of `parse --format json` on big transcripts: the same JSON as frame_to_json,
+    # sorted keys, written without building a dict per frame.
+    q = _q
+    parts = [_FRAME_JSON % ("null" if f.args is None else "[" + ",".join(map(str, f.args)) + "]",
+                            "null" if f.fp is None else '"%x"' % f.fp, q(f.function), f.line, q(f.module),
+                            "null" if f.offset is None else f.offset) for f in frames]
+    return "[" + ",".join(parts) + "]"
+
+
+def iter_dump_json(dump: Dump, source: str) -> Iterator[str]:
+    """The `dumpscope.parse/1` document of dump_to_json as text chunks on one line, streamed so that
+    a transcript of many threads never needs its whole JSON tree in memory."""
+    head = dump_to_json(replace(dump, threads=(), stacks=(), panic_stack=None), source)
+    big = {"panic_stack": dump.panic_stack, "stacks": dump.stacks, "threads": dump.threads}
+    first = True
+    yield "{"
+    for key in sorted(head):
+        yield ("" if first else ",") + json.dumps(key) + ":"
+        first = False
+        if key not in big:
+            yield json.dumps(head[key], sort_keys=True, separators=(",", ":"))
+        elif key == "panic_stack":
+            yield "null" if dump.panic_stack is None else _stack_json_text(dump.panic_stack)
+        elif key == "stacks":
+            yield "[" + ",".join(_stack_json_text(st) for st in dump.stacks) + "]"
+        else:
+            yield "["
+            for n, t in enumerate(dump.threads):
+                doc = _thread_json(t, with_frames=False)
+                text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+                # "frames":[] is the only empty frame list in the thread object; fill it in place
+                yield ("," if n else "") + text.replace('"frames":[]', '"frames":' + _frames_json_text(t.frames), 1)
+            yield "]"
+    yield "}\n"
+
+
+def _stack_json_text(st: Stack) -> str:
+    doc = {"line": st.line, "command": st.command, "console": st.console, "frames": []}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return text.replace('"frames":[]', '"frames":' + _frames_json_text(st.frames), 1)
 
 
 def to_json_line(doc: dict[str, Any]) -> str:
