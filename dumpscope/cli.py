@@ -69,7 +69,7 @@ def _stdin_path(path: str | None) -> str:
     if path is not None:
         return path
     if sys.stdin is None or sys.stdin.isatty():
-        raise click.UsageError("no input: give a transcript path, '-' for stdin, or pipe mdb output in")
+        raise click.exceptions.UsageError("no input: give a transcript path, '-' for stdin, or pipe mdb output in")
     return "-"
 
 
@@ -166,9 +166,9 @@ def triage_cmd(
 
     given = list(paths) if paths else [_stdin_path(None)]
     if explain and fmt not in (None, Format.text):
-        raise click.UsageError("--explain works with the text format only")
+        raise click.exceptions.UsageError("--explain works with the text format only")
     if explain and summary:
-        raise click.UsageError("--explain cannot be combined with --summary")
+        raise click.exceptions.UsageError("--explain cannot be combined with --summary")
     if fmt is None:
         fmt = Format.text if explain or (len(given) == 1 and not _is_dir(given[0])) else Format.table
         if summary:
@@ -273,6 +273,90 @@ def _write_summary(verdicts, fmt: Format) -> None:  # type: ignore[no-untyped-de
             w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in cols])
     else:
         sys.stdout.write(render_summary(verdicts))
+
+
+@app.command("replay")
+def replay_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
+    """replay a dump's 12476 diagnosis in the reference cyclic model.
+
+    Builds the race from the dump's own values (cyc_cpu, cyclic index and id, handler, remover
+    thread) and runs it on the cyclic subsystem before and after the illumos 12476 fix. The
+    diagnosis is confirmed when the buggy run ends as the dump does and the fixed run does not panic.
+
+    Example: mdb -e '::status; $C; ::stacks -c cyclic_remove_here | ::findstack -v' 0 | dumpscope replay
+
+    \b
+    Exit codes:
+      0  the replay ran (see 'confirmed' in the output)
+      1  the input could not be read, or shows no illumos-12476 panic stack to replay
+      2  usage error
+    """
+    from dumpscope.match import match
+    from dumpscope.parse import parse_transcript
+    from dumpscope.render import to_json_line
+    from dumpscope.replay import render_replay_text, replay, replay_to_json
+    from dumpscope.signatures import signature_set
+    from dumpscope.triage import scenario_12476
+
+    src = _read_one(_stdin_path(path))
+    dump = parse_transcript(src.text, src.name)
+    sig = signature_set().get("illumos-12476")
+    m = match(dump, sig) if sig is not None else None
+    if m is None or not m.stack_matched:
+        raise InputError(f"{src.name}: no illumos-12476 panic stack (cyclic_reprogram_cyclic from a bhyve "
+                         "callout under cyclic_softint) to replay; try 'dumpscope triage'")
+    result = replay(scenario_12476(m, dump))
+    if fmt is OneFormat.json:
+        sys.stdout.write(to_json_line({"schema": "dumpscope.replay/1", "source": src.name,
+                                       **replay_to_json(result)}) + "\n")
+    else:
+        sys.stdout.write(f"source: {src.name}\n" + render_replay_text(result))
+    return EXIT_OK
+
+
+@app.command("explore")
+def explore_cmd(
+    fixed: Annotated[bool, typer.Option("--fixed", help="Explore the behaviour after the 12476 fix.")] = False,
+    pending: Annotated[int, typer.Option("--pending", min=1, max=3,
+                                         help="Firings of the callout cyclic: 2 lets it re-fire after the "
+                                              "re-arm (the cyclic_remove_pend case).")] = 1,
+    fmt: FormatOpt = OneFormat.text,
+) -> int:
+    """enumerate every interleaving of the cyclic race.
+
+    Runs the bhyve callout handler and the remover through every schedule the real code allows and
+    counts those that end ok, in a panic, or in a hang; prints the shortest panicking schedule.
+
+    Example: dumpscope explore --pending 2 --format json | jq .panic
+    """
+    from dumpscope.explore import explore, exploration_to_json, render_exploration_text
+    from dumpscope.render import to_json_line
+
+    result = explore(fixed=fixed, pending=pending)
+    if fmt is OneFormat.json:
+        sys.stdout.write(to_json_line({"schema": "dumpscope.explore/1", **exploration_to_json(result)}) + "\n")
+    else:
+        sys.stdout.write(render_exploration_text(result))
+    return EXIT_OK
+
+
+@app.command("signatures")
+def signatures_cmd(fmt: FormatOpt = OneFormat.text) -> int:
+    """list the known crash signatures.
+
+    Example: dumpscope signatures --format json | jq -r .id
+    """
+    from dumpscope.render import escape, to_json_line
+    from dumpscope.signatures import signature_set
+
+    sigs = signature_set()
+    for sig in sigs:
+        if fmt is OneFormat.json:
+            sys.stdout.write(to_json_line({"schema": "dumpscope.signature/1", "id": sig.id, "title": sig.title,
+                                           "bugs": list(sig.bugs), "version": sigs.version}) + "\n")
+        else:
+            sys.stdout.write(f"{sig.id:<28} {escape(sig.title)}  [{', '.join(sig.bugs)}]\n")
+    return EXIT_OK
 
 
 class _ProgressBar:
