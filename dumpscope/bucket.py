@@ -245,6 +245,9 @@ def _kmem_report(text: str) -> str | None:
     return None
 
 
+NO_CRASH_TITLE = "no crash found in transcript"
+
+
 def _no_crash_title(dump: Dump) -> str:
     if dump.threads:
         return f"no panic: {len(dump.threads)} thread stack(s), none on CPU"
@@ -253,4 +256,4 @@ def _no_crash_title(dump: Dump) -> str:
         return "no panic: live kernel session"
     if target and "crash dump" in target:
         return "crash dump: panic message and stack not captured"
-    return "no crash found in transcript"
+    return NO_CRASH_TITLE

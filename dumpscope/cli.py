@@ -97,7 +97,9 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     src = _read_one(_stdin_path(path))
     dump = parse_transcript(src.text, src.name)
     if dump.empty:
-        raise InputError(f"{src.name}: no mdb output found (no ::status, stack, thread or panic message)")
+        from dumpscope.triage import NO_MDB_OUTPUT
+
+        raise InputError(f"{src.name}: {NO_MDB_OUTPUT}")
     if src.notes:
         dump = _with_notes(dump, src.notes)
     if fmt is OneFormat.json:

@@ -194,5 +194,6 @@ class Dump:
 
     @property
     def empty(self) -> bool:
-        """True when nothing usable was found."""
-        return not (self.status or self.stacks or self.threads or self.panic_message or self.panicinfo)
+        """True when nothing from mdb or the console was found: no section, prompt or banner at all."""
+        return not (self.status or self.stacks or self.threads or self.panic_message or self.panicinfo
+                    or self.cpus or any(s.kind is SectionKind.COMMAND for s in self.sections))

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from collections.abc import Sequence
 
-from dumpscope.bucket import Bucket, bucket, crash_frames, frame_name, meaningful_frames
+from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, meaningful_frames
 from dumpscope.dump import Dump
 from dumpscope.errors import DumpscopeError
 from dumpscope.match import Match, hexval, match
+from dumpscope.replay import Scenario, replay
 from dumpscope.signatures import Signature, SignatureSet, fill_template, signature_set
 from dumpscope.verdict import Confidence, Fix, FixStatus, Verdict
 
-__all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "triage", "triage_text"]
+__all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "scenario_12476", "triage", "triage_text"]
 
 # Strongest first; used to rank matches of different signatures.
 CONFIDENCE_ORDER = (Confidence.CONFIRMED, Confidence.PAIRED, Confidence.LIKELY, Confidence.POSSIBLE)
 # illumos 12476: the panic string of cyclic_reprogram_cyclic, for a replay of a dump whose transcript
 # shows the stack but not ::status.
 _REPROGRAM_PANIC = "attempt to reprogram non-existent cyclic"
+NO_MDB_OUTPUT = "no mdb output found (no ::status, stack, thread or panic message)"
 
 
 def triage_text(text: str, source: str = "<input>", signatures: SignatureSet | None = None) -> Verdict:
@@ -68,6 +68,10 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         panic_thread=_panic_thread(dump),
     )
     if best is None:
+        if dump.empty and bkt.title == NO_CRASH_TITLE:
+            # nothing from mdb or the console at all (a README, prose, the wrong file): an error row
+            return Verdict(source=source, status="error", error=NO_MDB_OUTPUT, bucket=bkt.id, title=bkt.title,
+                           notes=tuple(notes))
         return Verdict(**base, title=bkt.title, notes=tuple(notes))  # type: ignore[arg-type]
     sig = best.signature
     notes.extend(best.notes)
@@ -153,54 +157,43 @@ def _events(sig: Signature, m: Match, msg: str | None) -> tuple[str, ...]:
     return tuple(fill_template(t, values) for t in sig.events)
 
 
+def scenario_12476(m: Match, dump: Dump) -> Scenario:
+    """The replay scenario of an illumos-12476 match, filled with this dump's own values.
+
+    Without a paired remover thread the scenario says so (remover_blocked False), and replay will
+    not confirm: the model can show the race, but not that this dump is an instance of it.
+    """
+    remover = m.partners[0] if m.partners else None
+    own = dict(remover.bound) if remover else {}
+    handler = m.frame("handler")
+    return Scenario(
+        cpu=m.value("cpu") or 0,
+        ndx=m.value("ndx") if m.value("ndx") is not None else -1,
+        cyclic_id=m.value("id"),
+        handler=handler.function if handler is not None else "vmm_glue_callout_handler",
+        remover_thread=remover.address if remover else None,
+        remover_process=(remover.description or "").strip("()") or None if remover else None,
+        two_pending=m.frame("cyclic_remove_pend") is not None,
+        remover_blocked=remover is not None and any(name == "sema_p" for name, _ in remover.frames),
+        expected_panic=(dump.panic_message or _REPROGRAM_PANIC).strip(),
+        remover_cpu=own.get("remover_cpu"),
+        remover_ndx=own.get("remover_ndx"),
+        remover_sema=own.get("remover_sema"),
+        remover_cyclic_id=own.get("remover_cyclic_id"),
+        expire=m.value("expire"),
+        # the signature excludes cyclic_reprogram_xcall, so a matched stack is the local path
+        local=True,
+    )
+
+
 def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[str]]:
     # issue 4: a paired 12476 match is `confirmed` only when the reference model replays the dump's own
-    # values to the same end state. The replay module may not exist yet; then `paired` stands.
+    # values to the same end state (and the fixed model does not panic).
     try:
-        mod = importlib.import_module("dumpscope.replay")
-    except ModuleNotFoundError as exc:
-        if exc.name == "dumpscope.replay":
-            return Confidence.PAIRED, None, []
-        return Confidence.PAIRED, None, [f"replay unavailable ({exc})"]
-    except Exception as exc:  # noqa: BLE001
-        return Confidence.PAIRED, None, [f"replay unavailable ({type(exc).__name__}: {exc})"]
-    scenario_cls = getattr(mod, "Scenario", None)
-    run = getattr(mod, "replay", None)
-    if scenario_cls is None or run is None:
-        return Confidence.PAIRED, None, ["replay module has no Scenario/replay(); not confirmed"]
-    remover = m.partners[0]
-    own = dict(remover.bound)
-    handler = m.frame("handler")
-    wanted = {
-        "cpu": m.value("cpu"),
-        "ndx": m.value("ndx"),
-        "cyclic_id": m.value("id"),
-        "handler": handler.function if handler is not None else None,
-        "remover_thread": remover.address,
-        "remover_process": (remover.description or "").strip("()") or None,
-        "two_pending": m.frame("cyclic_remove_pend") is not None,
-        "remover_blocked": any(name == "sema_p" for name, _ in remover.frames),
-        "expected_panic": (dump.panic_message or _REPROGRAM_PANIC).strip(),
-        "remover_cpu": own.get("remover_cpu"),
-        "remover_ndx": own.get("remover_ndx"),
-        "remover_sema": own.get("remover_sema"),
-        "remover_cyclic_id": own.get("remover_cyclic_id"),
-        "expire": m.value("expire"),
-        # the signature excludes cyclic_reprogram_xcall, so a paired match is always the local path
-        "local": True,
-    }
-    if dataclasses.is_dataclass(scenario_cls):
-        known = {f.name for f in dataclasses.fields(scenario_cls)}
-        kwargs = {k: v for k, v in wanted.items() if k in known}
-    else:
-        kwargs = wanted
-    try:
-        result = run(scenario_cls(**kwargs))
-    except Exception as exc:  # noqa: BLE001 - a replay failure must not lose the pairing
-        return Confidence.PAIRED, None, [f"replay failed ({type(exc).__name__}: {exc}); not confirmed"]
-    confirmed = bool(getattr(result, "confirmed", False))
-    reason = str(getattr(result, "reason", "") or "")
-    line = ("replay confirms: " if confirmed else "replay does not confirm: ") + (reason or "no reason given")
-    if confirmed:
+        result = replay(scenario_12476(m, dump))
+    except DumpscopeError as exc:  # a model invariant broke: keep the pairing, say why
+        return Confidence.PAIRED, None, [f"replay failed ({exc}); not confirmed"]
+    line = ("replay confirms: " if result.confirmed else "replay does not confirm: ") + result.reason
+    if result.confirmed:
         return Confidence.CONFIRMED, line, []
     return Confidence.PAIRED, line, [line]

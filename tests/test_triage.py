@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import builtins
+import dataclasses
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,17 +47,23 @@ def test_vhpet_seed_with_remover_is_paired_or_confirmed() -> None:
     assert v.fix is not None and v.fix.status is FixStatus.UNKNOWN  # no ::status in that excerpt
 
 
-def test_without_replay_module_paired_is_the_highest(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
+def test_paired_stays_paired_when_replay_does_not_confirm(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = triage_mod.replay
 
-    def no_replay(name, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name == "dumpscope.replay":
-            raise ModuleNotFoundError("No module named 'dumpscope.replay'", name="dumpscope.replay")
-        return real_import(name, *args, **kwargs)
+    def refuse(s):  # type: ignore[no-untyped-def]
+        r = real(s)
+        return dataclasses.replace(r, confirmed=False, reason="the model ends elsewhere")
 
-    monkeypatch.setattr(triage_mod.importlib, "import_module", lambda n: no_replay(n))
+    monkeypatch.setattr(triage_mod, "replay", refuse)
     v = triage(vhpet(), "vhpet")
-    assert v.confidence is Confidence.PAIRED and v.replay is None
+    assert v.confidence is Confidence.PAIRED
+    assert v.replay == "replay does not confirm: the model ends elsewhere"
+    assert any("does not confirm" in n for n in v.notes)
+
+
+def test_vhpet_seed_is_confirmed_by_replay() -> None:
+    v = triage(vhpet(), "vhpet")
+    assert v.confidence is Confidence.CONFIRMED and v.replay and v.replay.startswith("replay confirms")
 
 
 def test_remover_on_another_cpu_does_not_pair() -> None:
@@ -129,7 +136,8 @@ def test_more_specific_signature_wins(tmp_path: Path) -> None:
 
 
 def test_empty_and_odd_dumps_do_not_raise() -> None:
-    assert triage(Dump(), "empty").title == "no crash found in transcript"
+    empty = triage(Dump(), "empty")
+    assert empty.status == "error" and empty.error and "no mdb output found" in empty.error
     odd = Stack(line=1, frames=(Frame(line=1, function="0x0"), Frame(line=2, function="", args=())))
     v = triage(Dump(panic_stack=odd, stacks=(odd,), panic_message="", status=Status(line=1)), "odd")
     assert v.status == "ok" and v.signature is None
