@@ -199,7 +199,7 @@ def _cli(directory: Path, jobs: int, cache: str | None = None) -> int:
     if cache:
         cmd[4:4] = ["--cache", cache]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, env=env, check=False)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"CLI failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
     return proc.stdout.count(b"\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -263,7 +264,5 @@ def triage_all(
 
 def _warm_up() -> None:
     # Build the parser tables once in the parent so every forked worker starts with them.
-    try:
+    with contextlib.suppress(Exception):  # only an optimisation; real inputs report real errors
         _triage.triage_text("> ::status\npanic message: warm up\n", "<warm-up>")
-    except Exception:  # noqa: BLE001 - only an optimisation; the real inputs report real errors
-        pass

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from dumpscope.errors import InputError
 from dumpscope.render import verdict_from_json, verdict_to_json
@@ -57,7 +59,7 @@ def stamp_of(path: str, now_ns: int | None = None) -> FileStamp | None:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    if not (st.st_mode & 0o170000 == 0o100000):  # S_ISREG
+    if not stat.S_ISREG(st.st_mode):
         return None
     now = time.time_ns() if now_ns is None else now_ns
     racy = max(st.st_mtime_ns, st.st_ctime_ns) >= now - RACY_NS
@@ -185,7 +187,7 @@ class Cache:
         finally:
             self._db.close()
 
-    def __enter__(self) -> Cache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

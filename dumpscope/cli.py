@@ -124,7 +124,7 @@ class Format(StrEnum):
 
 
 PathsArg = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Argument(help="Transcript files, directories (walked recursively) and '-' for stdin "
                    "(the default when stdin is not a terminal); gzip/bzip2/xz are read transparently.",
                    metavar="PATH", show_default=False),
@@ -134,16 +134,16 @@ PathsArg = Annotated[
 @app.command("triage")
 def triage_cmd(
     paths: PathsArg = None,
-    fmt: Annotated[Optional[Format], typer.Option(
+    fmt: Annotated[Format | None, typer.Option(
         "--format", "-f", help="Output format [default: text for one file, table for several].",
         show_default=False)] = None,
-    jobs: Annotated[Optional[int], typer.Option(
+    jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", min=1, help="Worker processes [default: every CPU]; 1 runs in-process.",
         show_default=False)] = None,
     summary: Annotated[bool, typer.Option(
         "--summary", help="Print counts per signature and bucket (with first/last build and an example) "
         "instead of one row per input.")] = False,
-    cache: Annotated[Optional[str], typer.Option(
+    cache: Annotated[str | None, typer.Option(
         "--cache", metavar="PATH", help="SQLite cache file: unchanged inputs are not triaged again. "
         "Only PATH is written.", show_default=False)] = None,
     explain: Annotated[bool, typer.Option(
@@ -265,12 +265,12 @@ def _write_summary(verdicts, fmt: Format) -> None:  # type: ignore[no-untyped-de
     elif fmt is Format.csv:
         import csv
 
+        from dumpscope.render import escape
+
         rows = summary_rows(verdicts)
         w = csv.writer(sys.stdout, lineterminator="\n")
         cols = ["group", "key", "title", "count", "first_build", "last_build", "example"]
         w.writerow(cols)
-        from dumpscope.render import escape
-
         for r in rows:
             w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in cols])
     else:

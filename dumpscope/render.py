@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
-from dataclasses import replace
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from dumpscope.dump import Dump, Frame, Stack, Status, Thread
@@ -385,8 +384,8 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None) -> str:
                 for n in e.lines:
                     if 1 <= n <= len(lines):
                         out.append(f"      {n:>5} | {escape(lines[n - 1])}")
-    for n in v.notes:
-        out.append(f"note: {escape(n)}")
+    for note in v.notes:
+        out.append(f"note: {escape(note)}")
     return "\n".join(out) + "\n"
 
 
@@ -403,10 +402,10 @@ def _row(v: Verdict) -> list[str]:
 
 def render_table(verdicts: Iterable[Verdict]) -> str:
     """One row per input: file, title, signature, confidence, bucket, platform (tabulate 'simple')."""
-    from tabulate import tabulate
+    from tabulate import tabulate  # type: ignore[import-untyped]
 
     rows = [_row(v) for v in verdicts]
-    return tabulate(rows, headers=list(TABLE_COLUMNS), tablefmt="simple", disable_numparse=True) + "\n"
+    return str(tabulate(rows, headers=list(TABLE_COLUMNS), tablefmt="simple", disable_numparse=True)) + "\n"
 
 
 def render_csv(verdicts: Iterable[Verdict]) -> str:
@@ -477,5 +476,5 @@ def render_summary(verdicts: Iterable[Verdict]) -> str:
         for g in summary_rows(verdicts)
     ]
     headers = ["signature/bucket", "title", "count", "first build", "last build", "example"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True,
-                    colalign=("left", "left", "right", "left", "left", "left")) + "\n"
+    return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True,
+                        colalign=("left", "left", "right", "left", "left", "left"))) + "\n"

@@ -9,7 +9,7 @@ signature names, so it gets no signature and a bucket.
 
 from __future__ import annotations
 
-__all__ = ["OTHER", "POSITIVE", "positive", "other"]
+__all__ = ["OTHER", "POSITIVE", "other", "positive"]
 
 
 def positive(cpu: str = "ffffff03eb144000", ndx: str = "b", host: str = "dent") -> str:

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+from _triage_samples import OTHER, POSITIVE, other, positive
 
 import dumpscope.triage as triage_mod
-from _triage_samples import OTHER, POSITIVE, other, positive
 from dumpscope.bulk import error_verdict, triage_all
 from dumpscope.render import summary_rows
 

@@ -8,11 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from _triage_samples import OTHER, POSITIVE, other
 
 import dumpscope.bulk as bulk_mod
 import dumpscope.cache as cache_mod
 import dumpscope.triage as triage_mod
-from _triage_samples import OTHER, POSITIVE, other
 from dumpscope.bulk import triage_all
 from dumpscope.cache import Cache, content_json, restore
 from dumpscope.errors import InputError

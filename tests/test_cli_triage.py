@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from _triage_samples import OTHER, POSITIVE
 
 import dumpscope.signatures as signatures_mod
-from _triage_samples import OTHER, POSITIVE
 from dumpscope.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
