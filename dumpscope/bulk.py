@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -132,7 +132,7 @@ def _context() -> Any:
 
 
 def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
-            max_bytes: int) -> Iterator[_Result]:
+            max_bytes: int) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
     # inputs not yet returned; if it breaks again those inputs become error rows.
     pos = 0
@@ -158,7 +158,7 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
             ex.shutdown(wait=False, cancel_futures=True)
 
 
-def _inline(names: Sequence[str], state: _State) -> Iterator[_Result]:
+def _inline(names: Sequence[str], state: _State) -> Generator[_Result, None, None]:
     for name in names:
         yield _process_path(name, state)
 
@@ -174,7 +174,7 @@ def triage_all(
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> Iterator[Verdict]:
+) -> Generator[Verdict, None, None]:
     """Triage every input named by `paths` and yield one Verdict each, in `sources.expand` order.
 
     `paths` are files, directories (walked recursively) and '-' for standard input (`stdin`, read
@@ -220,7 +220,7 @@ def triage_all(
         cache_args = (cache.path, cache.sigset, cache.version) if cache is not None else None
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
-        results: Iterator[_Result] = _pooled(work, workers, cache_args, max_bytes)
+        results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes)
     else:
         results = _inline(work, state)
 
@@ -255,9 +255,7 @@ def triage_all(
                 progress(i + 1, total)
             yield v
     finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()
+        results.close()
         if cache is not None:
             cache.flush()
 

@@ -190,9 +190,10 @@ def triage_cmd(
     bar = _ProgressBar() if sys.stderr is not None and sys.stderr.isatty() else None
     failed = 0
     collected = []
+    rows = triage_all(given, jobs=jobs, cache=store, stdin=stdin, progress=bar)
     try:
         first = True
-        for v in triage_all(given, jobs=jobs, cache=store, stdin=stdin, progress=bar):
+        for v in rows:
             if v.status != "ok":
                 failed += 1
                 if bar:
@@ -211,6 +212,7 @@ def triage_cmd(
                 sys.stdout.write(("" if first else "\n") + render_verdict_text(v, lines))
             first = False
     finally:
+        rows.close()  # on a broken pipe or Ctrl-C: cancel the queued work now, not at exit
         if bar:
             bar.clear()
         if store is not None:
