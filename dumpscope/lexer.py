@@ -13,7 +13,7 @@ from lark.lexer import Lexer
 
 from dumpscope.dump import Frame
 
-__all__ = ["LexInput", "LineLexer", "LineTok", "MAX_LINE", "split_lines"]
+__all__ = ["LexInput", "LineLexer", "LineTok", "MAX_LINE", "RELEASED", "split_lines"]
 
 # A line longer than this is kept as raw text without running the line regexes on it: no mdb line
 # is anywhere near it, and it bounds the work a hostile input can cause.
@@ -31,6 +31,7 @@ _BR = re.compile(r"<br\s*/?>\s*$", re.IGNORECASE)
 _SYSLOG = re.compile(r"^\s*(?:\S+|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) \S+ [\w.-]+: \[ID \d+ [\w.]+\] ?")
 _RSYSLOG_ESC = re.compile(r"^(?:#01[25])+|(?:#01[25])+$")
 _FENCE = re.compile(r"^\s*(?:```|~~~)")
+_MAX_QUOTE_DEPTH = 8
 _QUOTE = re.compile(r"^\s*>\s?")
 _SPARC_REGS = re.compile(r"^\s*%[lgoi]\d-\d:")
 _NAMED = re.compile(r"\(\?P<\w+>")
@@ -51,7 +52,7 @@ class LineTok:
 class LexInput:
     """What the parser is given: the cleaned lines, plus notes the lexer adds while it works."""
 
-    lines: list[str]  # cleaned lines, index 0 is line 1
+    lines: list[str]  # cleaned lines, index 0 is line 1 (a built frame's line becomes RELEASED)
     notes: list[str] = field(default_factory=list)
     consumed: dict[int, int] = field(default_factory=dict)  # continuation line -> line it was joined to
 
@@ -120,7 +121,8 @@ def _args(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-_BLANK = ("BLANK", None)
+# Stands in LexInput.lines for a frame line whose text was released once its Frame was built.
+RELEASED = "\x00"
 
 
 def _no_match(_line: str) -> None:
@@ -173,6 +175,14 @@ def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | Non
     return _fast_frame(lineno, sym, mod, offset, argv, int(fp, 16) if fp else None)
 
 
+@dataclass(slots=True)
+class _Kinds:
+    """What the first pass found on each line (index-aligned with LexInput.lines)."""
+
+    names: list[str]  # terminal name per line ("BLANK" for empty lines)
+    vals: list[Any]  # Frame for a complete mdb frame line, else the terminal's match (or None)
+
+
 class LineLexer(Lexer):
     """Lark custom lexer: one token per line, one token per run of frame lines."""
 
@@ -195,13 +205,19 @@ class LineLexer(Lexer):
 
     def classify(self, line: str) -> tuple[str, re.Match[str] | None]:
         """The terminal a cleaned line matches (OTHER when none), and the match."""
+        kind, m = self._classify(line)
+        if kind == "OTHER" and line.lstrip().startswith(">"):
+            return self._unquote(line)
+        return kind, m
+
+    def _classify(self, line: str) -> tuple[str, re.Match[str] | None]:
         if len(line) > MAX_LINE:
             return "OTHER", None
         # One pass of the combined regex finds the first terminal that matches (in C); the
         # terminal's own regex then extracts its named groups.
         m = self._any(line)
         if m is None:
-            return self._unquote(line) if line.lstrip().startswith(">") else ("OTHER", None)
+            return "OTHER", None
         start = int(m.lastgroup[1:])  # type: ignore[index]
         for name, rx in self.terminals[start:]:
             mm = rx.match(line)
@@ -209,83 +225,102 @@ class LineLexer(Lexer):
                 continue
             if name == "PANICINFO_FIELD" and mm.end("name") != 16:
                 continue  # ::panicinfo right-aligns names in 16 columns; prose does not
-            if name == "OTHER" and line.lstrip().startswith(">"):
-                return self._unquote(line)
             return name, mm
         return "OTHER", None
 
     def _unquote(self, line: str) -> tuple[str, re.Match[str] | None]:
-        # "> ..." that is not an mdb prompt: a Markdown quote (or a bare prompt left at the end)
-        rest = _QUOTE.sub("", line, count=1)
-        if not rest.strip():
-            return "BLANK", None
-        return self.classify(rest)
+        # "> ..." that is not an mdb prompt: a Markdown quote, possibly nested ("> > ::status"), or a
+        # bare prompt left at the end. Peel one level at a time, a bounded number of times.
+        for _ in range(_MAX_QUOTE_DEPTH):
+            line = _QUOTE.sub("", line, count=1)
+            if not line.strip():
+                return "BLANK", None
+            kind, m = self._classify(line)
+            if kind != "OTHER" or not line.lstrip().startswith(">"):
+                return kind, m
+        return "OTHER", None
 
     # -- the token stream ----------------------------------------------------------------------
 
     def lex(self, data: LexInput) -> Iterator[Token]:  # type: ignore[override]
         lines = data.lines
-        kinds: list[tuple[str, Any]] = []
-        append = kinds.append
+        # Two parallel lists, index-aligned with the lines: the terminal name of each line, and its
+        # payload (the Frame of a complete mdb frame line, else the terminal's match).
+        names: list[str] = []
+        vals: list[Any] = []
+        name, val = names.append, vals.append
         classify = self.classify
         frame_rx = self._by_name.get("FRAME")
         frame_match = frame_rx.match if frame_rx is not None else _no_match
         mdb_frame = _mdb_frame
-        for lineno, text in enumerate(lines, 1):
+        for i, text in enumerate(lines):
             if not text or text.isspace():
-                append(_BLANK)
+                name("BLANK")
+                val(None)
                 continue
             if len(text) > MAX_LINE:
-                data.notes.append(f"line {lineno} is {len(text)} characters long; kept as raw text")
-                append(("OTHER", None))
+                data.notes.append(f"line {i + 1} is {len(text)} characters long; kept as raw text")
+                name("OTHER")
+                val(None)
                 continue
-            # the hot path: most lines of a big transcript are complete mdb frames, built right away
+            # the hot path: most lines of a big transcript are complete mdb frames, built right away;
+            # their text is not needed again, so it is released (a big transcript is mostly frames)
             m = frame_match(text)
             if m is not None:
-                append(("FRAME", mdb_frame(lineno, m.groups(), None) if m.group("close") else m))
+                name("FRAME")
+                if m.group("close"):
+                    val(mdb_frame(i + 1, m.groups(), None))
+                    lines[i] = RELEASED
+                else:
+                    val(m)
             else:
-                append(classify(text))
+                k, m = classify(text)
+                name(k)
+                val(m)
+        kinds = _Kinds(names, vals)
         self._truncated_tail(data, kinds)
         yield from self._tokens(data, kinds)
 
-    def _truncated_tail(self, data: LexInput, kinds: list[tuple[str, Any]]) -> None:
+    def _truncated_tail(self, data: LexInput, kinds: _Kinds) -> None:
         # An excerpt cut off inside its last frame: parse it as far as it goes, with a note.
-        last = len(kinds) - 1
-        while last >= 0 and kinds[last][0] == "BLANK":
+        last = len(kinds.names) - 1
+        while last >= 0 and kinds.names[last] == "BLANK":
             last -= 1
-        if last < 1 or kinds[last][0] != "TRUNCATED_FRAME":
+        if last < 1 or kinds.names[last] != "TRUNCATED_FRAME":
             return
         prev = last - 1
-        while prev >= 0 and kinds[prev][0] == "BLANK":
+        while prev >= 0 and kinds.names[prev] == "BLANK":
             prev -= 1
-        run = kinds[prev][0] if prev >= 0 else ""
+        run = kinds.names[prev] if prev >= 0 else ""
         if run not in ("FRAME", "CONSOLE_FRAME") or prev != last - 1:
             return
-        g = kinds[last][1].groupdict()
+        g = kinds.vals[last].groupdict()
         module = g["mod"] if run == "CONSOLE_FRAME" else g["mod"]
         off = g["off"]
         offset = int(off, 16) if off and off not in ("0x", "x") else None
         args_text = g["args"] or ""
         args = _args(args_text.rpartition(",")[0]) if g["args"] is not None else None
         frame = Frame(last + 1, g["func"], module, offset, args, int(g["fp"], 16))
-        kinds[last] = (run, frame)
+        kinds.names[last], kinds.vals[last] = run, frame
         data.notes.append(f"line {last + 1}: input ends inside a frame; its name may be cut short")
 
-    def _tokens(self, data: LexInput, kinds: list[tuple[str, Any]]) -> Iterator[Token]:
+    def _tokens(self, data: LexInput, kinds: _Kinds) -> Iterator[Token]:
         lines = data.lines
-        n = len(kinds)
+        vals = kinds.vals
+        n = len(kinds.names)
         i = 0
         while i < n:
-            kind, m = kinds[i]
+            kind, m = kinds.names[i], vals[i]
             if kind == "BLANK":
                 i += 1
                 continue
-            if kind in _RUNS:
+            if kind in _RUNS:  # _run releases each line it takes
                 frames, i = self._run(data, kinds, i, kind)
                 tok = Token(kind, "")
                 tok.value = tuple(frames)
                 yield tok
                 continue
+            vals[i] = None  # consumed: what the parser needs is in the token (lookahead only looks ahead)
             groups = m.groupdict() if m is not None else {}
             tok = Token(kind, "")
             payload = LineTok(i + 1, lines[i], groups)
@@ -297,20 +332,21 @@ class LineLexer(Lexer):
                 i = self._join_console_panic(data, kinds, i, payload)
             yield tok
 
-    def _run(self, data: LexInput, kinds: list[tuple[str, Any]], i: int,
+    def _run(self, data: LexInput, kinds: _Kinds, i: int,
              kind: str) -> tuple[list[Frame], int]:
         lines = data.lines
-        n = len(kinds)
+        n = len(kinds.names)
         frames: list[Frame] = []
         append = frames.append
         while i < n:
-            k, m = kinds[i]
+            k, m = kinds.names[i], kinds.vals[i]
             if k != kind:
                 # SPARC console frames carry two register lines each; they do not end the run
                 if kind == "CONSOLE_FRAME" and _SPARC_REGS.match(lines[i]):
                     i += 1
                     continue
                 break
+            kinds.vals[i] = None
             i += 1
             if type(m) is Frame:
                 append(m)
@@ -338,11 +374,11 @@ class LineLexer(Lexer):
                 append(Frame(lineno, func, m["mod"], int(m["off"], 16), _args(args_text), int(fp, 16)))
         return frames, i
 
-    def _continue_args(self, data: LexInput, kinds: list[tuple[str, re.Match[str] | None]], i: int,
+    def _continue_args(self, data: LexInput, kinds: _Kinds, i: int,
                        args_text: str, lineno: int) -> tuple[str, int]:
         lines = data.lines
         for _ in range(4):
-            if i >= len(kinds) or kinds[i][0] not in ("OTHER", "KEYVAL", "STACKS_FRAME"):
+            if i >= len(kinds.names) or kinds.names[i] not in ("OTHER", "KEYVAL", "STACKS_FRAME"):
                 break
             c = _CONT.match(lines[i])
             if c is None:
@@ -357,34 +393,34 @@ class LineLexer(Lexer):
         head, sep, _ = args_text.rpartition(",")
         return (head if sep else ""), i
 
-    def _join_status_panic(self, data: LexInput, kinds: list[tuple[str, re.Match[str] | None]], i: int,
+    def _join_status_panic(self, data: LexInput, kinds: _Kinds, i: int,
                            payload: LineTok) -> int:
         # mdb before illumos 11186 (2019) wrapped output at the terminal width: the message may start
         # on the next line, or run onto it. It ends where the next status field begins.
         lines = data.lines
-        n = len(kinds)
+        n = len(kinds.names)
         value = (payload.groups.get("value") or "").strip()
         end = None
         for j in range(i, min(i + 5, n)):
-            k, m = kinds[j]
+            k, m = kinds.names[j], kinds.vals[j]
             if k in ("PROMPT", "STATUS_HEAD") or k == "STATUS_FIELD" and m is not None and m["key"] in _AFTER_PANIC:
                 end = j
                 break
         if value and end is not None and (len(lines[i - 1]) < 60 or any(
-                kinds[j][0] not in ("OTHER", "TRAP_BANNER", "BLANK") for j in range(i, end))):
+                kinds.names[j] not in ("OTHER", "TRAP_BANNER", "BLANK") for j in range(i, end))):
             return i  # a complete one-line message; what follows is more of ::status
         if end is None:
             if value:
                 return i  # a one-line message; the block was cut short
             j = i
-            while j < n and j < i + 2 and kinds[j][0] == "BLANK":
+            while j < n and j < i + 2 and kinds.names[j] == "BLANK":
                 j += 1
-            if j >= n or kinds[j][0] in ("BLANK", "FRAME", "CONSOLE_FRAME", "PROMPT"):
+            if j >= n or kinds.names[j] in ("BLANK", "FRAME", "CONSOLE_FRAME", "PROMPT"):
                 return i
             end = j + 1
         pieces = [value]
         for j in range(i, end):
-            if kinds[j][0] != "BLANK":
+            if kinds.names[j] != "BLANK":
                 if not value and len(pieces) == 1:
                     payload.groups = dict(payload.groups, text_line=str(j + 1))
                 pieces.append(lines[j].strip())
@@ -392,7 +428,7 @@ class LineLexer(Lexer):
         payload.groups = dict(payload.groups, value=_join_wrapped(pieces))
         return end
 
-    def _join_console_panic(self, data: LexInput, kinds: list[tuple[str, re.Match[str] | None]], i: int,
+    def _join_console_panic(self, data: LexInput, kinds: _Kinds, i: int,
                             payload: LineTok) -> int:
         lines = data.lines
         msg = (payload.groups.get("msg") or "").strip()
@@ -400,9 +436,9 @@ class LineLexer(Lexer):
         if not msg:
             # "panic[cpu2]/thread=...:" with the message on the next line (msgbuf, syslog)
             j = i
-            while j < len(kinds) and kinds[j][0] == "BLANK" and j < i + 2:
+            while j < len(kinds.names) and kinds.names[j] == "BLANK" and j < i + 2:
                 j += 1
-            if j >= len(kinds) or kinds[j][0] in ("FRAME", "CONSOLE_FRAME", "PROMPT"):
+            if j >= len(kinds.names) or kinds.names[j] in ("FRAME", "CONSOLE_FRAME", "PROMPT"):
                 return i
             pieces = [lines[j].strip()]
             data.consumed[j + 1] = payload.line
@@ -410,7 +446,7 @@ class LineLexer(Lexer):
             i = j + 1
         # a message re-wrapped by a mailer or a web page continues on plain lines of words
         for _ in range(3):
-            if i < len(kinds) and kinds[i][0] == "OTHER" and len(lines[i - 1].strip()) >= 60 \
+            if i < len(kinds.names) and kinds.names[i] == "OTHER" and len(lines[i - 1].strip()) >= 60 \
                     and _WORDY.search(lines[i]):
                 pieces.append(lines[i].strip())
                 data.consumed[i + 1] = payload.line
