@@ -27,8 +27,9 @@ Progress = Callable[[int, int], None]  # called as progress(done, total) after e
 # Worker results are plain tuples (cheaper to pickle than a dataclass): kind, payload, digest, notes, doc.
 _FRESH, _HIT, _FAILED = 0, 1, 2
 _Result = tuple[int, Any, str, tuple[str, ...], str | None]
-# Chunks bound how often a worker talks to the parent; the cap keeps progress and load balance smooth.
-_MAX_CHUNK = 128
+# Chunks bound how often a worker talks to the parent; the cap keeps progress, load balance and the
+# wait for running chunks after Ctrl-C or a closed pipe short (32 x ~10 ms).
+_MAX_CHUNK = 32
 # How many times a pool that lost a worker process (killed by the OOM killer, a signal) is restarted
 # for the remaining inputs before they are reported as errors instead.
 _POOL_RESTARTS = 1
@@ -155,7 +156,10 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
                     yield _FAILED, error_verdict(name, reason), "", (), None
                 return
         finally:
-            ex.shutdown(wait=False, cancel_futures=True)
+            # wait=True: by now only the chunks already running remain (the rest are cancelled), and
+            # leaving the pool's manager thread behind makes CPython's exit handler trip over its
+            # closed wake-up pipe ("Exception ignored ... Bad file descriptor" on stderr).
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _inline(names: Sequence[str], state: _State) -> Generator[_Result, None, None]:
