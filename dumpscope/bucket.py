@@ -45,8 +45,9 @@ class Bucket:
 
 
 @functools.cache
-def _irrelevant() -> tuple[re.Pattern[str], ...]:
-    return load_irrelevant_frames()
+def _irrelevant() -> re.Pattern[str]:
+    # one alternation of every plumbing pattern, matched once per name (checked one by one at load)
+    return re.compile("|".join(f"(?:{p.pattern})" for p in load_irrelevant_frames()))
 
 
 def is_unresolved(frame: Frame) -> bool:
@@ -59,10 +60,10 @@ def is_unresolved(frame: Frame) -> bool:
 def is_plumbing(frame: Frame) -> bool:
     """True when the frame is panic/trap/interrupt/sleep plumbing listed in data/irrelevant_frames.txt."""
     fn = frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]
-    names = [fn]
-    if frame.module:
-        names += [f"{frame.module}:{fn}", f"{frame.module}`{fn}"]
-    return any(p.fullmatch(n) for p in _irrelevant() for n in names)
+    plumbing = _irrelevant().fullmatch
+    if plumbing(fn):
+        return True
+    return bool(frame.module) and bool(plumbing(f"{frame.module}:{fn}") or plumbing(f"{frame.module}`{fn}"))
 
 
 def meaningful_frames(frames: Iterable[Frame]) -> tuple[Frame, ...]:
