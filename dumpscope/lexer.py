@@ -402,7 +402,7 @@ class LineLexer(Lexer):
                 continue
             # the hot path: most lines of a big transcript are complete mdb frames, built right away;
             # their text is not needed again, so it is released (a big transcript is mostly frames)
-            m = frame_match(text)
+            m = frame_match(text) if "(" in text else None  # every mdb frame line has "("
             if m is not None:
                 name("FRAME")
                 if m.group("close"):

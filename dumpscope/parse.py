@@ -28,7 +28,8 @@ _OS = re.compile(r"(?P<release>\S+) (?P<version>\S+)(?: \((?P<machine>[^)]*)\))?
 _STACK_COMMANDS = re.compile(r"^(?:(?P<addr>[0-9a-fA-F]+|<\w+)?\s*(?P<cmd>\$[cC]\d*|::stack\b|::stackregs\b))")
 
 _BARE_MESSAGE = re.compile(r"^[A-Za-z][\w ,:=()'\"/.-]*[A-Za-z0-9)]$")
-_NEEDS_CLEANING = re.compile(r"[\r\x1b]|<br|<BR|\[ID |```|~~~")
+# What _clean() removes: CR, escape sequences, <br />, syslog prefixes, Markdown fences.
+_NEEDS_CLEANING = ("\r", "\x1b", "<br", "<BR", "[ID ", "```", "~~~")
 
 _FIELD_NAMES = {
     "operating system": "operating_system",
@@ -281,7 +282,7 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     gc.disable()
     try:
         lines = split_lines(text)
-        if _NEEDS_CLEANING.search(text):  # most mdb output needs none of the paste clean-up
+        if any(marker in text for marker in _NEEDS_CLEANING):  # most mdb output needs no clean-up
             lines = [_clean(line) for line in lines]
         data = LexInput(lines)
         items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[arg-type]
