@@ -1,18 +1,56 @@
-"""dumpscope: triage illumos/SmartOS kernel crash dumps from mdb transcripts."""
+"""dumpscope: triage illumos/SmartOS kernel crash dumps from mdb transcripts.
 
-from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
-from dumpscope.parse import parse_transcript
+The library API the CLI is built on: parse_transcript (text -> Dump), triage / triage_text
+(Dump or text -> Verdict), triage_all (paths -> Verdicts, in order, in parallel), replay (a 12476
+scenario -> Replay on the reference cyclic model) and explore (every interleaving of the race).
+"""
+
+from importlib import import_module
+from typing import Any
+
+# Imported on first use (PEP 562): `dumpscope parse` must not pay for the matcher, the cyclic model
+# and the worker pool at start-up.
+_HOME = {
+    "triage_all": "bulk",
+    "Cpu": "dump", "Dump": "dump", "Frame": "dump", "Section": "dump", "SectionKind": "dump",
+    "Stack": "dump", "Status": "dump", "Thread": "dump",
+    "explore": "explore",
+    "parse_transcript": "parse",
+    "Scenario": "replay", "replay": "replay",
+    "triage": "triage", "triage_text": "triage",
+    "Confidence": "verdict", "Evidence": "verdict", "Fix": "verdict", "FixStatus": "verdict", "Verdict": "verdict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        value = getattr(import_module(f"dumpscope.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dumpscope' has no attribute {name!r}")
+
 
 __all__ = [
+    "Confidence",
     "Cpu",
     "Dump",
+    "Evidence",
+    "Fix",
+    "FixStatus",
     "Frame",
+    "Scenario",
     "Section",
     "SectionKind",
     "Stack",
     "Status",
     "Thread",
+    "Verdict",
+    "explore",
     "parse_transcript",
+    "replay",
+    "triage",
+    "triage_all",
+    "triage_text",
 ]
 
 __version__ = "0.1.0"
