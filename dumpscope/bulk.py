@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import os
 import signal
@@ -13,7 +14,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from dumpscope import triage as _triage
+# The module itself, looked up at call time (tests patch triage_text). Not `from dumpscope import
+# triage`: the package re-exports the function `triage` under the same name, so that form can bind the
+# function instead of the module, depending on import order.
+_triage = importlib.import_module("dumpscope.triage")
 from dumpscope.cache import Cache, FileStamp, content_json, restore, stamp_of
 from dumpscope.errors import DumpscopeError
 from dumpscope.signatures import signature_set
