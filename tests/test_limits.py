@@ -27,7 +27,7 @@ KVM_154 = TRANSCRIPTS / "illumos-joyent-154-kvm-create-vm-badtrap.txt"
 MIB = 1024 * 1024
 
 # A child process that runs the CLI in-process and reports its exit code and peak memory (KiB) as the
-# last line of stderr; worker processes are joined first so that their peak is included.
+# last line of stderr; worker processes are joined first so that their peak is counted.
 _RSS_WRAPPER = textwrap.dedent("""
     import json, multiprocessing, resource, sys
     from dumpscope.cli import main
@@ -43,7 +43,14 @@ _RSS_WRAPPER = textwrap.dedent("""
         sys.stdout = sys.__stdout__
     for p in multiprocessing.active_children():
         p.join()
-    print(json.dumps({"code": code, "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child of a big pytest process
+    # would report pytest's peak. Workers are forked by this process, so RUSAGE_CHILDREN is theirs.
+    try:
+        with open("/proc/self/status") as f:
+            self_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"code": code, "self_kb": self_kb,
                       "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}), file=sys.stderr)
 """)
 
