@@ -1,7 +1,7 @@
 """dumpscope: triage illumos/SmartOS kernel crash dumps from mdb transcripts.
 
 The library API the CLI is built on: parse_transcript (text -> Dump), triage / triage_text
-(Dump or text -> Verdict), triage_all (paths -> Verdicts, in order, in parallel), replay (a 12476
+(text -> Verdict; dumpscope.triage.triage for a Dump), triage_all (paths -> Verdicts, in order, in parallel), replay (a 12476
 scenario -> Replay on the reference cyclic model) and explore (every interleaving of the race).
 """
 
@@ -17,7 +17,8 @@ _HOME = {
     "explore": "explore",
     "parse_transcript": "parse",
     "Scenario": "replay", "replay": "replay",
-    "triage": "triage", "triage_text": "triage",
+    # (the function triage stays dumpscope.triage.triage: the name is the module's)
+    "triage_text": "triage",
     "Confidence": "verdict", "Evidence": "verdict", "Fix": "verdict", "FixStatus": "verdict", "Verdict": "verdict",
 }
 
@@ -48,7 +49,6 @@ __all__ = [
     "explore",
     "parse_transcript",
     "replay",
-    "triage",
     "triage_all",
     "triage_text",
 ]
