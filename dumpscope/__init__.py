@@ -1,8 +1,9 @@
 """dumpscope: triage illumos/SmartOS kernel crash dumps from mdb transcripts.
 
-The library API the CLI is built on: parse_transcript (text -> Dump), triage / triage_text
-(text -> Verdict; dumpscope.triage.triage for a Dump), triage_all (paths -> Verdicts, in order, in parallel), replay (a 12476
-scenario -> Replay on the reference cyclic model) and explore (every interleaving of the race).
+The library API the CLI is built on: parse_transcript (text -> Dump), triage_text (text ->
+Verdict; dumpscope.triage.triage takes a Dump), triage_all (paths -> Verdicts, in order, in
+parallel), replay (a 12476 scenario -> Replay on the reference cyclic model) and explore (every
+interleaving of the race).
 """
 
 from importlib import import_module
