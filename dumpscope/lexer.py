@@ -21,7 +21,7 @@ __all__ = ["LexInput", "LineLexer", "LineTok", "MAX_LINE", "RELEASED", "split_li
 # is anywhere near it, and it bounds the work a hostile input can cause.
 MAX_LINE = 64 * 1024
 
-# Terminals whose consecutive lines form one token (a run of frames).
+# Terminals whose consecutive lines form one token (a run of frames; OTHER runs are raw text).
 _RUNS = {"FRAME", "CONSOLE_FRAME", "STACKS_FRAME"}
 # Status keys that end a wrapped "panic message:" (mdb prints them after it).
 _AFTER_PANIC = {"dump content", "build version", "image uuid"}
@@ -130,7 +130,10 @@ RELEASED = "\x00"
 
 def _no_match(_line: str) -> None:
     return None
+# One string per distinct function name: a big transcript names the same few hundred functions
+# hundreds of thousands of times. Bounded, so a long bulk run over hostile input cannot grow it.
 _interned: dict[str, str] = {}
+_INTERNED_MAX = 65536
 
 
 # Frame is a frozen dataclass; its generated __init__ pays object.__setattr__ per field. The
@@ -153,12 +156,32 @@ def _fast_frame(line: int, function: str, module: str | None, offset: int | None
     return f
 
 
+_symbols: dict[str, tuple[str, str | None, int | None]] = {}
+
+
+def _stacks_symbol(m: re.Match[str]) -> tuple[str, str | None, int | None]:
+    # (function, module, offset) of a ::stacks frame line; the same few lines repeat in every group
+    text = m.string
+    hit = _symbols.get(text)
+    if hit is None:
+        sym = m["sym"]
+        mod = None
+        if "`" in sym:
+            mod, sym = sym.split("`", 1)
+        if len(_symbols) >= 4096:
+            _symbols.clear()
+        hit = _symbols[text] = (_interned.setdefault(sym, sym), mod, _offset(m["off"]))
+    return hit
+
+
 def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | None) -> Frame:
     # groups of the FRAME terminal, in order: fp, sym, off, neg, args, close
     fp, sym, off, neg, args, _close = groups
     mod = None
     if "`" in sym:  # type: ignore[operator]
         mod, sym = sym.split("`", 1)  # type: ignore[union-attr]
+    if len(_interned) >= _INTERNED_MAX:
+        _interned.clear()
     sym = _interned.setdefault(sym, sym)  # type: ignore[arg-type]
     if off is not None:
         offset: int | None = int(off[2:]) if off[:2] == "0t" else int(off, 16)
@@ -451,6 +474,16 @@ class LineLexer(Lexer):
             if kind == "BLANK":
                 i += 1
                 continue
+            if kind == "OTHER":
+                # a run of lines nobody understands is one raw token (prose, ::msgbuf chatter)
+                start = i
+                while i < n and kinds.names[i] == "OTHER":
+                    vals[i] = None
+                    i += 1
+                tok = Token(kind, "")
+                tok.value = tuple(LineTok(j + 1, lines[j], {}) for j in range(start, i))
+                yield tok
+                continue
             if kind in _RUNS:  # _run releases each line it takes
                 frames, i = self._run(data, kinds, i, kind)
                 tok = Token(kind, "")
@@ -490,11 +523,7 @@ class LineLexer(Lexer):
                 continue
             lineno = i
             if kind == "STACKS_FRAME":
-                sym = m["sym"]
-                mod = None
-                if "`" in sym:
-                    mod, sym = sym.split("`", 1)
-                append(Frame(lineno, sym, mod, _offset(m["off"]), None, None))
+                append(_fast_frame(lineno, *_stacks_symbol(m), None, None))
                 continue
             args_text = m["args"]
             if m["close"] is None:

@@ -91,7 +91,7 @@ class _Build(Transformer[Token, Any]):
     def raw(self, c: list[Token]) -> _Item:
         tok = c[0]
         v = tok.value
-        if isinstance(v, tuple):  # a stray run of ::stacks-style frames
+        if isinstance(v, tuple):  # a run of raw lines, or of stray ::stacks-style frames
             return _Item(SectionKind.RAW, v[0].line, v[-1].line, None)
         return _Item(SectionKind.RAW, v.line, v.line, tok.type)
 
