@@ -746,12 +746,13 @@ def resolve(op: Operand, args: Mapping[str, tuple[int, ...] | None], bound: Mapp
     return (base + op.offset) & _MASK64
 
 
+class _Unknown(dict[str, str]):
+    # a template field this dump has no value for reads '?'
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
 def fill_template(template: str, values: Mapping[str, str]) -> str:
     """Fill an event or hint template; fields were checked at load time to be bare names, and a
     name with no value in this dump reads '?'."""
-
-    class _Default(dict[str, str]):
-        def __missing__(self, key: str) -> str:
-            return "?"
-
-    return template.format_map(_Default(values))
+    return template.format_map(_Unknown(values))
