@@ -68,10 +68,12 @@ def seed_inputs() -> list[tuple[str, bytes]]:
 # "Intact" (the rule the mutation test enforces): both groups of lines are present in the text, each
 # group in this order (other lines may sit between), where a line counts as present when it is a
 # frame line "[FP ]FUNCTION[+OFF](ARGS)" with exactly this function name and these argument values
-# (hex compared as numbers, the way mdb prints and the parser reads them). The frame pointer and
-# offset columns, letter case of hex digits and surrounding whitespace or CRs may differ: they carry
-# nothing the pairing uses. Only cyclic_reprogram and cyclic_remove's values are not required: the
-# signature checks the cyclic id only where both stacks show it.
+# (hex compared as numbers, the way mdb prints and the parser reads them), each value at its own
+# position in the comma-separated list. The frame pointer and offset columns, letter case of hex
+# digits, surrounding whitespace or CRs, and junk in other arguments may differ: they carry nothing the
+# pairing uses. A line whose ')' is missing (cut, or wrapped) still shows the arguments a comma ends;
+# its last argument may be cut mid-number and does not count. For cyclic_reprogram and cyclic_remove
+# only the function must be there: the signature checks the cyclic id only where both stacks show it.
 _CPU, _NDX = 0xFFFFFDC5496F0D40, 0xC3
 PANIC_KEYS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
     ("cyclic_reprogram_cyclic", (_CPU, _NDX)),
@@ -82,24 +84,21 @@ REMOVER_KEYS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
     ("cyclic_remove_here", (_CPU, _NDX)),
     ("cyclic_remove", None),
 )
-_FRAME_LINE = re.compile(
-    r"^\s*(?:[0-9a-fA-F]{8,16}\s+)?(?P<func>[A-Za-z_][\w]*)(?:\+[0-9a-fA-Fx]+)?\((?P<args>[^()]*)\)\s*$")
+_FRAME_LINE = re.compile(r"^\s*(?:[0-9a-fA-F]{8,16}\s+)?(?P<func>[A-Za-z_]\w*)(?:\+[0-9a-fA-Fx]+)?\((?P<rest>.*)$")
+_HEX = re.compile(r"\s*(?:0x)?[0-9a-fA-F]+\s*")
 
 
 def _frame_key(line: str) -> tuple[str, tuple[int | None, ...]] | None:
-    m = _FRAME_LINE.match(line.replace("\r", ""))
+    m = _FRAME_LINE.match(line.replace("\r", "").rstrip())
     if m is None:
         return None
-    values: list[int | None] = []
-    for part in m.group("args").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            values.append(int(part, 16))
-        except ValueError:
-            values.append(None)
-    return m.group("func"), tuple(values)
+    rest = m.group("rest")
+    closed = rest.endswith(")")
+    parts = (rest[:-1] if closed else rest).split(",")
+    if not closed:
+        parts = parts[:-1]  # not ended by ',' or ')': may be cut short
+    values = tuple(int(p, 16) if _HEX.fullmatch(p) else None for p in parts)
+    return m.group("func"), values
 
 
 def _in_order(keys: list[tuple[str, tuple[int | None, ...]] | None],

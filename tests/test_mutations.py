@@ -229,6 +229,10 @@ def test_intact_rule_itself() -> None:
     assert not intact_12476(seed.replace("cyclic_remove_here+0xac(fffffdc5496f0d40, c3,",
                                          "cyclic_remove_here+0xac(fffffdc5496f0d40, c4,"))
     assert not intact_12476(seed.replace("cyclic_remove+0x38", "cyclic_rem0ve+0x38"))
+    # a missing ')' keeps the comma-ended arguments, not the last one
+    assert intact_12476(seed.replace("(fffffdc5496f0d40, c3, 0, 0)", "(fffffdc5496f0d40, c3, 0, 0"))
+    assert not intact_12476(seed.replace("(fffffdc5496f0d40, c3, 0, 0)", "(fffffdc5496f0d40, c3"))
+    assert not intact_12476(seed.replace("sema_p+0x1d7(fffffdc5496f0de0)", "sema_p+0x1d7(fffffdc5496f0de0"))
     assert not intact_12476(seed.replace("cyclic_reprogram_cyclic+0x97(fffffdc5496f0d40",
                                          "cyclic_reprogram_cyclic+0x97(fffffdc5496f0d41"))
     lines = seed.split("\n")
@@ -236,3 +240,15 @@ def test_intact_rule_itself() -> None:
     j = next(k for k, line in enumerate(lines) if "cyclic_remove_here+" in line)
     lines[i], lines[j] = lines[j], lines[i]  # out of order
     assert not intact_12476("\n".join(lines))
+
+
+@pytest.mark.xfail(reason="lexer._args drops an unreadable argument and shifts the later ones into its "
+                          "position (reported to the lead); remove this mark when fixed", strict=False)
+@pytest.mark.parametrize("junk", ["zz", "<unknown>"])
+def test_an_unreadable_argument_does_not_shift_the_others_into_its_place(junk: str) -> None:
+    # As printed, cyclic_remove_here's first argument is not the cpu; pairing on it would be a lie.
+    seed = dict(seed_inputs())["seed-12476-vhpet-with-remover.txt"].decode()
+    text = seed.replace("(fffffdc5496f0d40, c3, 0, 0)", f"({junk}, fffffdc5496f0d40, c3, 0, 0)")
+    assert not intact_12476(text)
+    v = triage_text(text, "shifted")
+    assert v.confidence not in _PAIRED
