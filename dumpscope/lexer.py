@@ -114,13 +114,14 @@ def _args(text: str) -> tuple[int, ...]:
     out = []
     for part in text.split(","):
         part = part.strip()
-        if not part:
-            continue
-        if part[0] == "(":  # 2025 printer with -t: "(vfs_t *)0xfffffe..."
+        if part[:1] == "(":  # 2025 printer with -t: "(vfs_t *)0xfffffe...", "(proc_t *)NULL"
             part = part[part.rfind(")") + 1:].strip()
-        value = _int(part)
-        if value is not None:
-            out.append(value)
+        value = 0 if part == "NULL" else _int(part)
+        if value is None:
+            # Arguments are positional: dropping one would slide the next into its place (and a
+            # signature would bind the wrong value). Keep only the ones before it.
+            break
+        out.append(value)
     return tuple(out)
 
 
@@ -549,7 +550,8 @@ class LineLexer(Lexer):
             c = _CONT.match(lines[i])
             if c is None:
                 break
-            args_text = f"{args_text}, {c['args'].rstrip(',')}" if args_text.strip() else c["args"]
+            more = c["args"].strip().rstrip(",")
+            args_text = f"{args_text.strip().rstrip(',')}, {more}" if args_text.strip() else more
             data.consumed[i + 1] = lineno
             i += 1
             if c["close"]:

@@ -242,8 +242,6 @@ def test_intact_rule_itself() -> None:
     assert not intact_12476("\n".join(lines))
 
 
-@pytest.mark.xfail(reason="lexer._args drops an unreadable argument and shifts the later ones into its "
-                          "position (reported to the lead); remove this mark when fixed", strict=False)
 @pytest.mark.parametrize("junk", ["zz", "<unknown>"])
 def test_an_unreadable_argument_does_not_shift_the_others_into_its_place(junk: str) -> None:
     # As printed, cyclic_remove_here's first argument is not the cpu; pairing on it would be a lie.

@@ -255,3 +255,13 @@ def test_sections_cover_the_seed(capsys: pytest.CaptureFixture[str]) -> None:
     kinds = [s.kind for s in dump.sections]
     assert kinds[:4] == [SectionKind.RAW, SectionKind.COMMAND, SectionKind.STATUS, SectionKind.COMMAND]
     assert SectionKind.STACK in kinds
+
+
+def test_arguments_stay_in_their_positions() -> None:
+    # typed arguments (2025 printer with -t) and NULL read as values; an unreadable argument ends the
+    # list rather than letting the next one slide into its position
+    text = ("> $C\nffffff000f832940 bar+0x2((proc_t *)NULL, (int)0x5)\n"
+            "ffffff000f832950 foo+0x1(<unknown>, 1, 2)\n")
+    st = parse_transcript(text).panic_stack
+    assert st is not None
+    assert [(f.function, f.args) for f in st.frames] == [("bar", (0, 5)), ("foo", ())]
