@@ -127,7 +127,7 @@ class Cache:
         ).fetchone()
         if row is None or tuple(row[:4]) != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
             return None
-        return row[4], tuple(json.loads(row[5]))
+        return row[4], () if row[5] == "[]" else tuple(json.loads(row[5]))
 
     def get_json(self, digest: str) -> str | None:
         """The stored verdict JSON of this content under the current signature set and version."""
@@ -206,10 +206,11 @@ def content_json(verdict: Verdict, notes: Sequence[str] = ()) -> str:
 
 def restore(doc: str, source: str, notes: Sequence[str] = ()) -> Verdict:
     """A verdict from its cache form, named `source`, with the input's read notes put back in front."""
-    from dataclasses import replace
-
-    v = verdict_from_json(json.loads(doc))
-    return replace(v, source=source, notes=tuple(notes) + v.notes)
+    fields = json.loads(doc)
+    fields["source"] = source
+    if notes:
+        fields["notes"] = list(notes) + fields["notes"]
+    return verdict_from_json(fields)
 
 
 def _uri_path(path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -58,8 +59,11 @@ class Frame:
         return f"{mod}{self.function}+{off}"
 
 
+_HEX = re.compile(r"[0-9a-fA-F]{8,}")
+
+
 def _is_hex(text: str) -> bool:
-    return len(text) >= 8 and all(c in "0123456789abcdefABCDEF" for c in text)
+    return _HEX.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

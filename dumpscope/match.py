@@ -88,9 +88,10 @@ class Match:
 
 
 def _frame_matches(pat: FramePattern, frame: Frame) -> bool:
-    if is_unresolved(frame):
-        return False
+    # the name test first: it rejects nearly every frame, and is cheaper than the unresolved test
     if pat.function.fullmatch(frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) is None:
+        return False
+    if is_unresolved(frame):
         return False
     # $C prints bare function names (module None); console tracebacks print 'module:function'.
     return pat.module is None or frame.module is None or pat.module.fullmatch(frame.module) is not None
