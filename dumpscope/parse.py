@@ -60,17 +60,22 @@ def _hex(text: str | None) -> int | None:
         return None
 
 
+def _ends(x: Any) -> tuple[int, int]:
+    v = x.value if isinstance(x, Token) else x
+    if isinstance(v, LineTok):
+        return v.line, v.line
+    if isinstance(v, _Item):
+        return v.start, v.end
+    if isinstance(v, tuple) and v:  # a run of Frames or of raw LineToks
+        return v[0].line, v[-1].line
+    return 0, 0
+
+
 def _span(children: list[Any]) -> tuple[int, int]:
-    lines: list[int] = []
-    for c in children:
-        v = c.value if isinstance(c, Token) else c
-        if isinstance(v, LineTok):
-            lines.append(v.line)
-        elif isinstance(v, tuple) and v and isinstance(v[0], Frame):
-            lines.extend((v[0].line, v[-1].line))
-        elif isinstance(v, _Item):
-            lines.extend((v.start, v.end))
-    return (min(lines), max(lines)) if lines else (0, 0)
+    # children arrive in input order: the span runs from the first one's start to the last one's end
+    if not children:
+        return 0, 0
+    return _ends(children[0])[0], _ends(children[-1])[1]
 
 
 class _Build(Transformer[Token, Any]):
