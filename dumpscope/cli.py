@@ -10,11 +10,10 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-try:  # typer >= 0.23 carries its own copy of click; its exceptions are the ones raised
-    from typer import _click as click  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - older typer uses click itself
-    import click  # type: ignore[no-redef]
+# typer 0.26+ carries its own copy of click (pyproject pins 0.26-0.28); its exceptions are the ones raised
+from typer import _click as click
 
+from dumpscope.dump import Dump
 from dumpscope.errors import DumpscopeError, InputError
 
 __all__ = ["app", "main"]
@@ -110,7 +109,7 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     return EXIT_OK
 
 
-def _with_notes(dump, notes):  # type: ignore[no-untyped-def]
+def _with_notes(dump: Dump, notes: tuple[str, ...]) -> Dump:
     from dataclasses import replace
 
     return replace(dump, notes=tuple(notes) + dump.notes)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import re._constants as _sre_constants
-import re._parser as _sre_parse
+import re._constants as _sre_constants  # type: ignore[import-not-found]  # no stubs for the regex parser
+import re._parser as _sre_parse  # type: ignore[import-not-found]
 from collections.abc import Iterator
 from itertools import repeat
 from dataclasses import dataclass, field
@@ -48,7 +48,7 @@ class LineTok:
 
     line: int  # 1-based line number
     text: str  # the cleaned line
-    groups: dict[str, str | None]  # the terminal's named groups
+    groups: dict[str, Any]  # the terminal's named groups: str, or None where an optional one is absent
 
 
 @dataclass(slots=True)
@@ -248,7 +248,7 @@ class _FirstTerminal:
         match = self._by_char[head] if head in self._by_char else self._for(head) if head else None
         m = match(line) if match is not None else None
         if m is not None:
-            found = int(m.lastgroup[1:])  # type: ignore[index]
+            found = int(m.lastgroup[1:])
         m = self._whole(line) if self._whole is not None else None
         if m is not None:
             index = int(m.lastgroup[1:])  # type: ignore[index]

@@ -218,15 +218,13 @@ class _Build(Transformer[Token, Any]):
             if pc.get("desc"):
                 desc = f"{pc['what']}: {pc['desc']}" if pc["what"] != "CMD" else pc["desc"]
             rest = rest[1:]
-        more = dict(proc=_hex(g["proc"]), lwp=_hex(g["lwp"]), wchan=_hex(g["wchan"]))
+        proc, lwp, wchan = _hex(g["proc"]), _hex(g["lwp"]), _hex(g["wchan"])
         if rest:
-            t = self._findstack_thread(rest, SectionKind.THREADLIST, **more)
-            if desc and not t.description:
-                t = replace(t, description=desc)
-            t = replace(t, line=row.line)
+            t = self._findstack_thread(rest, SectionKind.THREADLIST, proc=proc, lwp=lwp, wchan=wchan)
+            t = replace(t, line=row.line, description=t.description or desc)
         else:
             t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=_hex(g["addr"]), frames=(),
-                       description=desc, **more)
+                       description=desc, proc=proc, lwp=lwp, wchan=wchan)
         return _Item(SectionKind.THREADLIST, start, end, (t,))
 
     def threadlist(self, c: list[Any]) -> _Item:
@@ -290,7 +288,8 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
         if any(marker in text for marker in _NEEDS_CLEANING):  # most mdb output needs no clean-up
             lines = [_clean(line) for line in lines]
         data = LexInput(lines)
-        items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[arg-type]
+        # the inline transformer's start() returns the items; Lark types it as a Tree
+        items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[assignment]
         return _link(items, data, text)
     finally:
         if enabled:
@@ -305,7 +304,7 @@ def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
     statuses: list[Status] = []
     panicinfo: tuple[tuple[str, str], ...] = ()
     cpus: tuple[Cpu, ...] = ()
-    console: list[tuple[dict[str, Any], int]] = []
+    console: list[dict[str, Any]] = []  # console panic records: message, cpu, thread, text line
     notes = list(data.notes)
     thread_stacks: list[Stack] = []  # ADDR$C: a thread's stack, not the panic stack
     command: str | None = None
@@ -351,7 +350,7 @@ def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
             if isinstance(item.value, Stack):
                 stacks.append(item.value)
             else:
-                console.append((item.value, item.start))
+                console.append(item.value)
         elif item.kind in (SectionKind.FINDSTACK, SectionKind.STACKS, SectionKind.THREADLIST):
             threads.extend(item.value)
         elif item.kind is SectionKind.PANICINFO:
@@ -376,7 +375,7 @@ def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
         msg_line = _section_line(sections, SectionKind.PANICINFO)
     panic_thread = _hex(pi.get("thread"))
     panic_cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
-    for info, line in console:
+    for info in console:
         if msg is None and info["message"]:
             msg, msg_line = info["message"], info["text_line"]
         if panic_thread is None and info["thread"]:

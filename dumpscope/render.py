@@ -180,7 +180,7 @@ def iter_dump_json(dump: Dump, source: str) -> Iterator[str]:
 
 
 def _stack_json_text(st: Stack) -> str:
-    doc = {"line": st.line, "command": st.command, "console": st.console, "frames": []}
+    doc: dict[str, Any] = {"line": st.line, "command": st.command, "console": st.console, "frames": []}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return text.replace('"frames":[]', '"frames":' + _frames_json_text(st.frames), 1)
 

@@ -18,12 +18,9 @@ from typing import Any
 from dumpscope.errors import SignatureFileError
 from dumpscope.verdict import FixStatus
 
-try:  # Python 3.11 moved the regex parser; the old name still works but warns
-    import re._constants as _sre_c
-    import re._parser as _sre_parse
-except ImportError:  # pragma: no cover - older interpreters
-    import sre_constants as _sre_c  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+# Python 3.11 moved the regex parser here (the old sre_parse name warns); typeshed has no stubs.
+import re._constants as _sre_c  # type: ignore[import-not-found]
+import re._parser as _sre_parse  # type: ignore[import-not-found]
 
 __all__ = [
     "MAX_PATTERN_LENGTH",
@@ -348,7 +345,7 @@ def signature_set() -> SignatureSet:
     return load_signatures()
 
 
-def _data_dir():  # type: ignore[no-untyped-def]
+def _data_dir() -> importlib.resources.abc.Traversable:
     return importlib.resources.files("dumpscope").joinpath("data")
 
 

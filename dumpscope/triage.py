@@ -166,9 +166,10 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
     remover = m.partners[0] if m.partners else None
     own = dict(remover.bound) if remover else {}
     handler = m.frame("handler")
+    ndx = m.value("ndx")
     return Scenario(
         cpu=m.value("cpu") or 0,
-        ndx=m.value("ndx") if m.value("ndx") is not None else -1,
+        ndx=ndx if ndx is not None else -1,  # replay refuses a negative index, with a reason
         cyclic_id=m.value("id"),
         handler=handler.function if handler is not None else "vmm_glue_callout_handler",
         remover_thread=remover.address if remover else None,
