@@ -215,12 +215,10 @@ def triage_all(
             st = stamp_of(name, now)
             if st is not None:
                 stamps[i] = st
-                known = cache.digest_for(st)
-                if known is not None:
-                    hit = cache.get(known[0], name, known[1])
-                    if hit is not None:
-                        ready[i] = hit
-                        continue
+                known = cache.lookup(st)
+                if known is not None and known[2] is not None:
+                    ready[i] = restore(known[2], name, known[1])
+                    continue
         work.append(name)
 
     if workers > 1 and len(work) > 1:

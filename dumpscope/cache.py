@@ -118,16 +118,20 @@ class Cache:
 
     # --- lookups ---------------------------------------------------------------------------
 
-    def digest_for(self, stamp: FileStamp) -> tuple[str, tuple[str, ...]] | None:
-        """The content digest and read notes recorded for a file with this exact stamp, if any."""
+    def lookup(self, stamp: FileStamp) -> tuple[str, tuple[str, ...], str | None] | None:
+        """For a file whose stamp is unchanged: its digest, read notes and stored verdict JSON (None
+        when that content has no verdict under this signature set and version). One query."""
         if stamp.racy:
             return None
         row = self._db.execute(
-            "SELECT size, mtime_ns, ctime_ns, ino, digest, notes FROM files WHERE path=?", (stamp.key,)
+            "SELECT f.size, f.mtime_ns, f.ctime_ns, f.ino, f.digest, f.notes, v.verdict FROM files f "
+            "LEFT JOIN verdicts v ON v.digest = f.digest AND v.sigset = ? AND v.version = ? WHERE f.path = ?",
+            (self.sigset, self.version, stamp.key),
         ).fetchone()
         if row is None or tuple(row[:4]) != (stamp.size, stamp.mtime_ns, stamp.ctime_ns, stamp.ino):
             return None
-        return row[4], () if row[5] == "[]" else tuple(json.loads(row[5]))
+        notes = () if row[5] == "[]" else tuple(json.loads(row[5]))
+        return row[4], notes, None if row[6] is None else str(row[6])
 
     def get_json(self, digest: str) -> str | None:
         """The stored verdict JSON of this content under the current signature set and version."""
@@ -136,11 +140,6 @@ class Cache:
             (digest, self.sigset, self.version),
         ).fetchone()
         return None if row is None else str(row[0])
-
-    def get(self, digest: str, source: str, notes: Sequence[str] = ()) -> Verdict | None:
-        """The cached verdict of this content, renamed to `source` with the input's read notes first."""
-        doc = self.get_json(digest)
-        return None if doc is None else restore(doc, source, notes)
 
     # --- writes ----------------------------------------------------------------------------
 

@@ -185,9 +185,13 @@ def _stack_json_text(st: Stack) -> str:
     return text.replace('"frames":[]', '"frames":' + _frames_json_text(st.frames), 1)
 
 
+# json.dumps with options builds an encoder per call; bulk output writes one line per input
+_LINE_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def to_json_line(doc: dict[str, Any]) -> str:
     """One JSON object on one line (JSON Lines); ASCII-only so no control byte reaches a terminal."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return _LINE_ENCODER.encode(doc)
 
 
 def _frame_text(f: Frame) -> str:
