@@ -219,6 +219,7 @@ class _FirstTerminal:
     def __init__(self, terminals: tuple[tuple[str, re.Pattern[str]], ...]) -> None:
         self._bodies: list[tuple[int, str, frozenset[int]]] = []  # (index, body, first characters)
         whole: list[str] = []
+        whole_index: list[int] = []
         for i, (name, rx) in enumerate(terminals):
             if name == "OTHER":
                 continue
@@ -228,10 +229,13 @@ class _FirstTerminal:
             first = _first_chars(body) if lead else None
             if first is None:
                 whole.append(f"(?P<T{i}>{pattern})")
+                whole_index.append(i)
                 continue
             guard = "(?<=[ \\t])" if lead.endswith("+") else ""  # type: ignore[union-attr]
             self._bodies.append((i, guard + body, first))
         self._whole = re.compile("|".join(whole)).match if whole else None
+        # the earliest terminal in the second alternation: a first match before it needs no second look
+        self._whole_first = min(whole_index, default=len(terminals))
         self._by_char: dict[str, Any] = {}
 
     def _for(self, char: str) -> Any:
@@ -249,6 +253,8 @@ class _FirstTerminal:
         m = match(line) if match is not None else None
         if m is not None:
             found = int(m.lastgroup[1:])
+            if found < self._whole_first:
+                return found
         m = self._whole(line) if self._whole is not None else None
         if m is not None:
             index = int(m.lastgroup[1:])  # type: ignore[index]

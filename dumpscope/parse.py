@@ -28,8 +28,10 @@ _OS = re.compile(r"(?P<release>\S+) (?P<version>\S+)(?: \((?P<machine>[^)]*)\))?
 _STACK_COMMANDS = re.compile(r"^(?:(?P<addr>[0-9a-fA-F]+|<\w+)?\s*(?P<cmd>\$[cC]\d*|::stack\b|::stackregs\b))")
 
 _BARE_MESSAGE = re.compile(r"^[A-Za-z][\w ,:=()'\"/.-]*[A-Za-z0-9)]$")
-# What _clean() removes: CR, escape sequences, <br />, syslog prefixes, Markdown fences.
-_NEEDS_CLEANING = ("\r", "\x1b", "<br", "<BR", "[ID ", "```", "~~~")
+def _needs_cleaning(text: str) -> bool:
+    # what _clean() removes: CR, escape sequences, <br />, syslog prefixes, Markdown fences
+    return ("\r" in text or "\x1b" in text or "<br" in text or "<BR" in text or "[ID " in text
+            or "```" in text or "~~~" in text)
 
 _FIELD_NAMES = {
     "operating system": "operating_system",
@@ -285,7 +287,7 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     gc.disable()
     try:
         lines = split_lines(text)
-        if any(marker in text for marker in _NEEDS_CLEANING):  # most mdb output needs no clean-up
+        if _needs_cleaning(text):  # most mdb output needs none of the paste clean-up
             lines = [_clean(line) for line in lines]
         data = LexInput(lines)
         # the inline transformer's start() returns the items; Lark types it as a Tree
