@@ -137,7 +137,9 @@ def normalise_message(message: str | None) -> str:
 _TRAP = re.compile(r"^BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?")
 _TRAP_MODULE = re.compile(r'occurred in module "(?P<mod>[^"]+)"(?: due to (?P<why>.*))?')
 _ASSERT = re.compile(r"^(assertion failed: |VERIFY)|, file: [^,]+, line: \d+|, file: \S+ line \d+")
-_MUTEX = re.compile(r"^(?P<what>(recursive )?(mutex|rw)_[a-z_]+(: [a-z ]+)?|recursive (mutex_enter|rw_enter)), (lp|wwwh)=")
+_MUTEX = re.compile(
+    r"^(?P<what>(recursive )?(mutex|rw)_[a-z_]+(: [a-z ]+)?|recursive (mutex_enter|rw_enter)), (lp|wwwh)="
+)
 _ZFS_RECOVER = re.compile(r"^zfs: (?P<what>[a-z ]+?)(?: ?\(|$)")
 
 

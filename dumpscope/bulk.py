@@ -14,15 +14,15 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-# The module itself, looked up at call time (tests patch triage_text). Not `from dumpscope import
-# triage`: the package re-exports the function `triage` under the same name, so that form can bind the
-# function instead of the module, depending on import order.
-_triage = importlib.import_module("dumpscope.triage")
 from dumpscope.cache import Cache, FileStamp, content_json, restore, stamp_of
 from dumpscope.errors import DumpscopeError
 from dumpscope.signatures import signature_set
 from dumpscope.sources import DEFAULT_MAX_BYTES, Source, expand, read_source
 from dumpscope.verdict import Verdict
+
+# The module itself, looked up at call time (tests patch triage_text), by name: the package's lazy
+# exports must never stand in for the module.
+_triage = importlib.import_module("dumpscope.triage")
 
 __all__ = ["Progress", "default_jobs", "error_verdict", "triage_all", "triage_source"]
 

@@ -150,7 +150,8 @@ def triage_cmd(
 ) -> int:
     """classify crash transcripts, with evidence.
 
-    Says what crashed, how sure it is and why, for one transcript or many. Matches each transcript against the known signatures (illumos 12476 and others) and gives
+    Says what crashed, how sure it is and why, for one transcript or many. Matches each
+    transcript against the known signatures (illumos 12476 and others) and gives
     every crash a stable bucket. Bad inputs become error rows; every input is reported exactly once,
     in order.
 

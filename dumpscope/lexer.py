@@ -1,4 +1,4 @@
-"""Turns transcript text into line tokens: removes paste artefacts and classifies each line by the grammars' terminals."""
+"""Turns transcript text into line tokens: removes paste artefacts, classifies lines by the grammars' terminals."""
 
 from __future__ import annotations
 

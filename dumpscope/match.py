@@ -149,7 +149,9 @@ def _args(named: Sequence[tuple[str, Frame]]) -> dict[str, tuple[int, ...] | Non
     return {name: fr.args for name, fr in named}
 
 
-def _bind(bind: Sequence[tuple[str, Operand]], named: Sequence[tuple[str, Frame]]) -> tuple[dict[str, int], dict[str, int]]:
+def _bind(
+    bind: Sequence[tuple[str, Operand]], named: Sequence[tuple[str, Frame]]
+) -> tuple[dict[str, int], dict[str, int]]:
     # name -> value and name -> transcript line of the frame it came from
     args = _args(named)
     lines = {name: fr.line for name, fr in named}
@@ -202,7 +204,10 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
     named: tuple[tuple[str, Frame], ...] = ()
     if frames:
         hit = match_frames(crash.frames, frames, crash.anchored)
-        excluded = [f for f in frames if any(p.fullmatch(f.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) for p in crash.exclude)]
+        excluded = [
+            f for f in frames
+            if any(p.fullmatch(f.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) for p in crash.exclude)
+        ]
         stack_ok = hit is not None and not excluded
         if hit is not None and not excluded:
             named = _named(hit)
@@ -212,7 +217,8 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
             notes.append(
                 f"the panic stack has {excluded[0].label} (line {excluded[0].line}), which {sig.id} excludes"
             )
-            evidence.append(Evidence(f"no {excluded[0].function} in panic stack", (excluded[0].line,), False, excluded[0].label))
+            ex = excluded[0]
+            evidence.append(Evidence(f"no {ex.function} in panic stack", (ex.line,), False, ex.label))
         else:
             first = meaningful_frames(frames)
             at = f"; it starts at {first[0].label} (line {first[0].line})" if first else ""
@@ -239,7 +245,8 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
         paired = [c for c in found if c.paired]
         if confidence is Confidence.POSSIBLE:
             for c in found:
-                notes.append(f"{spec.role}-shaped {c.label} (line {c.line}) found, but without a matching panic stack there is nothing to pair it with")
+                notes.append(f"{spec.role}-shaped {c.label} (line {c.line}) found, but without a matching "
+                             "panic stack there is nothing to pair it with")
             continue
         if paired:
             partners.append(paired[0])
@@ -348,7 +355,8 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
                 if not cl.optional:
                     unknown.append(cl.label)
                 continue
-            ev_lines = tuple(sorted({ln for ln in (_line(cl.lhs, lines, where, own_where), _line(cl.rhs, lines, where, own_where)) if ln}))
+            sides = (_line(cl.lhs, lines, where, own_where), _line(cl.rhs, lines, where, own_where))
+            ev_lines = tuple(sorted({ln for ln in sides if ln}))
             detail = f"{cl.lhs} = {hexval(lhs)}, {cl.rhs} = {hexval(rhs)}"
             who = _who(thread, src, frames)
             if lhs == rhs:
@@ -382,7 +390,9 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
     return out
 
 
-def _line(op: Operand, lines: Mapping[str, int], crash_where: Mapping[str, int], own_where: Mapping[str, int]) -> int | None:
+def _line(
+    op: Operand, lines: Mapping[str, int], crash_where: Mapping[str, int], own_where: Mapping[str, int]
+) -> int | None:
     if op.index is not None:
         return lines.get(op.name)
     return own_where.get(op.name) or crash_where.get(op.name)

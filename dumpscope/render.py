@@ -381,7 +381,8 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None) -> str:
         out.append("evidence:")
         for e in v.evidence:
             mark = "+" if e.holds else "-"
-            where = ("line " if len(e.lines) == 1 else "lines ") + ", ".join(map(str, e.lines)) if e.lines else "no line"
+            where = (("line " if len(e.lines) == 1 else "lines ") + ", ".join(map(str, e.lines))
+                     if e.lines else "no line")
             detail = f": {escape(e.detail)}" if e.detail else ""
             out.append(f"  {mark} {escape(e.clause)} ({where}){detail}")
             if lines is not None:

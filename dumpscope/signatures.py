@@ -523,7 +523,9 @@ def _str(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, 
     return v
 
 
-def _strlist(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, ...], nonempty: bool = False) -> tuple[str, ...]:
+def _strlist(
+    ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int, ...], nonempty: bool = False
+) -> tuple[str, ...]:
     v = table.get(key, [])
     if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
         raise ctx.fail(where + (key,), f"{key} must be a list of non-empty strings")
@@ -591,7 +593,9 @@ def _operand(text: str, frames: Sequence[FramePattern], names: set[str]) -> Oper
     return f"{text!r} is neither a name nor 'frame.argN'"
 
 
-def _bind(ctx: _Ctx, raw: Any, frames: Sequence[FramePattern], where: tuple[str | int, ...]) -> tuple[tuple[str, Operand], ...]:
+def _bind(
+    ctx: _Ctx, raw: Any, frames: Sequence[FramePattern], where: tuple[str | int, ...]
+) -> tuple[tuple[str, Operand], ...]:
     if not isinstance(raw, Mapping):
         raise ctx.fail(where, "bind must be a table of name = 'frame.argN'")
     out = []

@@ -374,7 +374,7 @@ _FORMATS: tuple[tuple[Callable[[bytes], bool], str, Callable[[], _Decompressor]]
 
 
 def _maybe_decompress(raw: bytes, max_bytes: int, notes: list[str]) -> bytes:
-    for is_fmt, fmt, factory in _FORMATS:
+    for is_fmt, fmt, factory in _FORMATS:  # noqa: B007 - fmt and factory are used after the loop
         if is_fmt(raw):
             break
     else:

@@ -84,7 +84,8 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         notes.extend(rnotes)
     fix = fix_status(sig, dump.platform)
     if fix is not None and fix.status is FixStatus.HAS_FIX:
-        notes.append(f"matched on a build that already has the fix ({fix.detail}): a regression, or a different bug that looks the same")
+        notes.append(f"matched on a build that already has the fix ({fix.detail}): a regression, "
+                     "or a different bug that looks the same")
     events = _events(sig, best, msg) if best.stack_matched else ()
     return Verdict(
         **base,  # type: ignore[arg-type]
