@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,7 +13,6 @@ __all__ = [
     "FORMAT_GRAMMARS",
     "grammar_dir",
     "grammar_text",
-    "line_terminals",
     "transcript_parser",
 ]
 
@@ -61,10 +59,3 @@ def transcript_parser(transformer: Transformer[Any, Any] | None = None) -> Lark:
 
     return Lark(grammar_text(), parser="lalr", lexer=LineLexer, transformer=transformer,
                 maybe_placeholders=False)
-
-
-@lru_cache(maxsize=None)
-def line_terminals() -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """Every line terminal of the composed grammar as (name, compiled regex), highest priority first."""
-    terms = sorted(transcript_parser().terminals, key=lambda t: -t.priority)
-    return tuple((t.name, re.compile(t.pattern.to_regexp())) for t in terms)

@@ -57,7 +57,6 @@ class LexInput:
 
     lines: list[str]  # cleaned lines, index 0 is line 1 (a built frame's line becomes RELEASED)
     notes: list[str] = field(default_factory=list)
-    consumed: dict[int, int] = field(default_factory=dict)  # continuation line -> line it was joined to
 
 
 def split_lines(text: str) -> list[str]:
@@ -558,7 +557,6 @@ class LineLexer(Lexer):
                 break
             more = c["args"].strip().rstrip(",")
             args_text = f"{args_text.strip().rstrip(',')}, {more}" if args_text.strip() else more
-            data.consumed[i + 1] = lineno
             i += 1
             if c["close"]:
                 return args_text, i
@@ -598,7 +596,6 @@ class LineLexer(Lexer):
                 if not value and len(pieces) == 1:
                     payload.groups = dict(payload.groups, text_line=str(j + 1))
                 pieces.append(lines[j].strip())
-                data.consumed[j + 1] = payload.line
         payload.groups = dict(payload.groups, value=_join_wrapped(pieces))
         return end
 
@@ -615,7 +612,6 @@ class LineLexer(Lexer):
             if j >= len(kinds.names) or kinds.names[j] in ("FRAME", "CONSOLE_FRAME", "PROMPT"):
                 return i
             pieces = [lines[j].strip()]
-            data.consumed[j + 1] = payload.line
             payload.groups = dict(payload.groups, text_line=str(j + 1))
             i = j + 1
         # a message re-wrapped by a mailer or a web page continues on plain lines of words
@@ -623,7 +619,6 @@ class LineLexer(Lexer):
             if i < len(kinds.names) and kinds.names[i] == "OTHER" and len(lines[i - 1].strip()) >= 60 \
                     and _WORDY.search(lines[i]):
                 pieces.append(lines[i].strip())
-                data.consumed[i + 1] = payload.line
                 i += 1
             else:
                 break
