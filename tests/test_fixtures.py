@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_expect, read_text, transcript_fixtures
+from conftest import error_fixtures, read_expect, read_text, transcript_fixtures
+from dumpscope.cli import main
 from dumpscope.dump import Dump, Frame
 from dumpscope.parse import parse_transcript
 
@@ -127,3 +128,25 @@ def test_triage_expectations(path: Path) -> None:
         other_path = path.with_name(other + ".txt")
         w = triage.triage_text(read_text(other_path), other_path.name)
         assert v.bucket == w.bucket
+
+
+ERROR_FIXTURES = error_fixtures()
+
+
+def test_there_are_error_fixtures() -> None:
+    assert len(ERROR_FIXTURES) >= 4
+
+
+@pytest.mark.parametrize("path", ERROR_FIXTURES, ids=[p.stem for p in ERROR_FIXTURES])
+def test_error_fixture_through_the_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = read_expect(path.with_suffix(".expect"))
+    with pytest.raises(SystemExit) as exc:
+        main(["parse", str(path)])
+    out, err = capsys.readouterr()
+    assert int(exc.value.code or 0) == int(exp.get("EXIT") or 0)
+    assert "Traceback" not in err
+    want = exp.get("ERROR")
+    if want is not None:
+        assert want in err and err.count("\n") == 1
+    for note in exp.all("NOTE"):
+        assert note in out
