@@ -131,3 +131,34 @@ def test_threadlist_entry_carries_its_stack() -> None:
     assert t.description == "vmstat 1"
     assert [f.function for f in t.frames] == ["_resume_from_idle", "swtch", "cv_wait"]
     assert t.frames[1].args == () and t.frames[1].fp is None
+
+
+def _slow_classify(lexer: LineLexer, line: str) -> str:
+    # the reference: every terminal in priority order, no dispatch, no memo
+    for name, rx in lexer.terminals:
+        m = rx.match(line)
+        if m is None:
+            continue
+        if name == "PANICINFO_FIELD" and m.end("name") != 16:
+            continue
+        return name
+    return "OTHER"
+
+
+def test_fast_terminal_choice_equals_trying_every_terminal_in_order() -> None:
+    # FirstTerminal skips indentation once and tries only the terminals that can start with the
+    # line's first character; on every line of every fixture it must pick what the plain loop picks.
+    from conftest import TRANSCRIPTS, read_text
+
+    lexer = _lexer()
+    lines = {line for p in TRANSCRIPTS.glob("*.txt") for line in read_text(p).split("\n") if line.strip()}
+    lines |= {x for xs in POSITIVE.values() for x in xs} | {x for xs in NEGATIVE.values() for x in xs}
+    assert len(lines) > 500
+    wrong = []
+    for line in sorted(lines):
+        if line.lstrip().startswith(">"):
+            continue  # quote peeling is the classifier's own business
+        fast, _ = lexer._classify(line)
+        if fast != _slow_classify(lexer, line):
+            wrong.append((line, fast, _slow_classify(lexer, line)))
+    assert not wrong, wrong[:5]

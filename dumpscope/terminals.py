@@ -1,0 +1,144 @@
+"""Picks, in C, the first line terminal (in priority order) that matches a line of a transcript."""
+
+from __future__ import annotations
+
+import re
+import re._constants as _sre_constants  # type: ignore[import-not-found]  # no stubs for the regex parser
+import re._parser as _sre_parse  # type: ignore[import-not-found]
+from typing import Any
+
+__all__ = ["FirstTerminal"]
+
+_NAMED = re.compile(r"\(\?P<\w+>")
+# Lark hands over "[ \\t]" with the tab already a literal character; accept both spellings.
+_LEAD = ("^[ \\t]*", "^[ \\t]+", "^[ \t]*", "^[ \t]+")
+
+
+class FirstTerminal:
+    """Finds, in C, the first terminal (in priority order) whose regex matches a line.
+
+    The terminals are tried as one alternation, but only those that can begin with the line's
+    first non-blank character: most terminals begin with the same optional indentation, which is
+    skipped once, and their first characters are read off the parsed regexes. Terminals whose body
+    could itself begin with a blank keep their own anchor in a second, small alternation, so the
+    answer is exactly the first match of the terminals in order. The catch-all OTHER is left out.
+    """
+
+    def __init__(self, terminals: tuple[tuple[str, re.Pattern[str]], ...]) -> None:
+        self._bodies: list[tuple[int, str, frozenset[int]]] = []  # (index, body, first characters)
+        whole: list[str] = []
+        whole_index: list[int] = []
+        for i, (name, rx) in enumerate(terminals):
+            if name == "OTHER":
+                continue
+            pattern = _NAMED.sub("(?:", rx.pattern)
+            lead = next((lead for lead in _LEAD if pattern.startswith(lead)), None)
+            body = pattern[len(lead):] if lead else ""
+            first = _first_chars(body) if lead else None
+            if first is None:
+                whole.append(f"(?P<T{i}>{pattern})")
+                whole_index.append(i)
+                continue
+            guard = "(?<=[ \\t])" if lead.endswith("+") else ""  # type: ignore[union-attr]
+            self._bodies.append((i, guard + body, first))
+        self._whole = re.compile("|".join(whole)).match if whole else None
+        # the earliest terminal in the second alternation: a first match before it needs no second look
+        self._whole_first = min(whole_index, default=len(terminals))
+        self._by_char: dict[str, Any] = {}
+
+    def _for(self, char: str) -> Any:
+        # the alternation of the terminals that can start with this character, built on first use
+        code = ord(char) if ord(char) < 128 else _NON_ASCII
+        parts = [f"(?P<T{i}>{body})" for i, body, first in self._bodies if code in first]
+        match = re.compile("^[ \\t]*(?:" + "|".join(parts) + ")").match if parts else None
+        self._by_char[char] = match
+        return match
+
+    def __call__(self, line: str) -> int | None:
+        found = None
+        head = line.lstrip(" \t")[:1]
+        match = self._by_char[head] if head in self._by_char else self._for(head) if head else None
+        m = match(line) if match is not None else None
+        if m is not None:
+            found = int(m.lastgroup[1:])
+            if found < self._whole_first:
+                return found
+        m = self._whole(line) if self._whole is not None else None
+        if m is not None:
+            index = int(m.lastgroup[1:])  # type: ignore[index]
+            found = index if found is None else min(found, index)
+        return found
+
+
+_NON_ASCII = -1
+_ALL = frozenset(range(128)) | {_NON_ASCII}
+
+
+def _first_chars(pattern: str) -> frozenset[int] | None:
+    """The characters a regex can start with (ASCII codes; -1 for any non-ASCII), or None when it
+    could match empty text or start with a blank (then it is not safe to skip indentation for it)."""
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except re.error:
+        return None
+    chars, nullable = _seq_first(list(parsed))
+    if nullable or 9 in chars or 32 in chars:
+        return None
+    return frozenset(chars)
+
+
+def _seq_first(items: list[Any]) -> tuple[set[int], bool]:
+    # (characters the sequence may start with, may it match empty), conservatively
+    out: set[int] = set()
+    for op, av in items:
+        chars, nullable = _item_first(op, av)
+        out |= chars
+        if not nullable:
+            return out, False
+    return out, True
+
+
+def _item_first(op: Any, av: Any) -> tuple[set[int], bool]:
+    c = _sre_constants
+    if op is c.LITERAL:
+        return {av} if av < 128 else {_NON_ASCII}, False
+    if op is c.IN:
+        return _set_chars(av), False
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+        return set(), True  # zero-width
+    if op is c.SUBPATTERN:
+        return _seq_first(list(av[-1]))
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+        low, _high, sub = av
+        chars, nullable = _seq_first(list(sub))
+        return chars, nullable or low == 0
+    if op is c.BRANCH:
+        results = [_seq_first(list(b)) for b in av[1]]
+        return set().union(*(r[0] for r in results)), any(r[1] for r in results)
+    return set(_ALL), True  # ANY, NOT_LITERAL, group references, ...: assume the worst
+
+
+_CATEGORY_RX = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
+                "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W"}
+
+
+def _set_chars(items: Any) -> set[int]:
+    c = _sre_constants
+    chars: set[int] = set()
+    negate = False
+    for op, av in items:
+        if op is c.NEGATE:
+            negate = True
+        elif op is c.LITERAL:
+            chars.add(av if av < 128 else _NON_ASCII)
+        elif op is c.RANGE:
+            chars.update(x if x < 128 else _NON_ASCII for x in range(av[0], min(av[1], 128) + 1))
+            if av[1] >= 128:
+                chars.add(_NON_ASCII)
+        elif op is c.CATEGORY and str(av) in _CATEGORY_RX:
+            rx = re.compile(_CATEGORY_RX[str(av)])
+            chars.update(x for x in range(128) if rx.match(chr(x)))
+            chars.add(_NON_ASCII)  # \w, \S and the rest also take non-ASCII characters
+        else:
+            return set(_ALL)
+    return set(_ALL) - chars | {_NON_ASCII} if negate else chars
