@@ -203,7 +203,11 @@ class _Build(Transformer[Token, Any]):
         return _Item(SectionKind.STACKS, start, end, (t,))
 
     def stacks(self, c: list[Any]) -> _Item:
-        return self._collect(SectionKind.STACKS, c)
+        item = self._collect(SectionKind.STACKS, c)
+        threads: tuple[Thread, ...] = item.value
+        if any(t.count is None and not t.frames for t in threads):
+            item = replace(item, value=_share_stacks(threads))
+        return item
 
     def threadlist_entry(self, c: list[Token]) -> _Item:
         row: LineTok = c[0].value
@@ -261,6 +265,21 @@ class _Build(Transformer[Token, Any]):
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
                 "type": c[0].type, "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
+
+
+def _share_stacks(threads: tuple[Thread, ...]) -> tuple[Thread, ...]:
+    # ::stacks -a prints the group line, then one line per further member (COUNT "-"), then the
+    # frames once: every thread of the group has that stack.
+    out = list(threads)
+    pending: list[int] = []
+    for k, t in enumerate(out):
+        if not t.frames and t.failure is None:
+            pending.append(k)
+            continue
+        for j in pending:
+            out[j] = replace(out[j], frames=t.frames, failure=t.failure)
+        pending = []
+    return tuple(out)
 
 
 def _off(text: str) -> int | None:

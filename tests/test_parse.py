@@ -265,3 +265,19 @@ def test_arguments_stay_in_their_positions() -> None:
     st = parse_transcript(text).panic_stack
     assert st is not None
     assert [(f.function, f.args) for f in st.frames] == [("bar", (0, 5)), ("foo", ())]
+
+
+def test_stacks_dash_a_members_share_the_group_stack() -> None:
+    # ::stacks -a: the group line, a line per further member with COUNT "-", then the frames once
+    text = ("> ::stacks -a -c cyclic_remove_here\nTHREAD           STATE    SOBJ                COUNT\n"
+            "fffffe0000000001 SLEEP    SEMA                    3\n"
+            "fffffe0000000002 SLEEP    SEMA                    -\n"
+            "fffffe0000000003 SLEEP    SEMA                    -\n"
+            "                 swtch+0x141\n                 sema_p+0x1d7\n                 cyclic_remove_here+0xac\n\n"
+            "fffffe0000000009 SLEEP    CV                      1\n                 cv_wait+0x70\n")
+    threads = parse_transcript(text).threads
+    assert [t.address for t in threads] == [0xfffffe0000000001, 0xfffffe0000000002, 0xfffffe0000000003,
+                                             0xfffffe0000000009]
+    assert [t.count for t in threads] == [3, None, None, 1]
+    assert all([f.function for f in t.frames] == ["swtch", "sema_p", "cyclic_remove_here"] for t in threads[:3])
+    assert [f.function for f in threads[3].frames] == ["cv_wait"]
