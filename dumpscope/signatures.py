@@ -364,29 +364,23 @@ class _Locator:
         found_header = False
         while i < len(where):
             part = where[i]
-            if isinstance(part, str) and i + 1 < len(where) and isinstance(where[i + 1], int):
-                dotted = ".".join(prefix + [part])
-                hdr = self._nth_header(f"[[{dotted}]]", int(where[i + 1]))
-                if hdr is not None:
-                    start, end = hdr, self._next_header(hdr + 1)
-                    found_header = True
-                    prefix.append(part)
-                    i += 2
-                    continue
-                return self._key_line(part, start, end) or (start + 1 if found_header else 1)
-            if isinstance(part, str) and i + 1 < len(where):
-                dotted = ".".join(prefix + [part])
-                hdr = self._nth_header(f"[{dotted}]", 0)
-                if hdr is not None:
-                    start, end = hdr, self._next_header(hdr + 1)
-                    found_header = True
-                    prefix.append(part)
-                    i += 1
-                    continue
-                return self._key_line(part, start, end) or (start + 1 if found_header else 1)
-            if isinstance(part, str):
-                return self._key_line(part, start, end) or (start + 1 if found_header else 1)
-            i += 1
+            if not isinstance(part, str):
+                i += 1
+                continue
+            fallback = start + 1 if found_header else 1
+            if i + 1 == len(where):
+                return self._key_line(part, start, end) or fallback
+            # '[[a.b]]' with an index after it (nth array-of-tables entry), else '[a.b]'
+            indexed = isinstance(where[i + 1], int)
+            dotted = ".".join(prefix + [part])
+            header = f"[[{dotted}]]" if indexed else f"[{dotted}]"
+            hdr = self._nth_header(header, int(where[i + 1]) if indexed else 0)
+            if hdr is None:
+                return self._key_line(part, start, end) or fallback
+            start, end = hdr, self._next_header(hdr + 1)
+            found_header = True
+            prefix.append(part)
+            i += 2 if indexed else 1
         return start + 1 if found_header else 1
 
     def _nth_header(self, header: str, n: int) -> int | None:
