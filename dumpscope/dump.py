@@ -50,6 +50,13 @@ class Frame:
         return self.function.startswith("0x") or _is_hex(self.function)
 
     @property
+    def text(self) -> str:
+        """The frame as mdb prints it without the pointer column: 'func+0xoff(args)' (no list for ::stacks)."""
+        if self.args is None:
+            return self.label
+        return f"{self.label}({', '.join(f'{a:x}' for a in self.args)})"
+
+    @property
     def label(self) -> str:
         """The frame as 'func+0xoff', the way mdb names a location."""
         mod = f"{self.module}`" if self.module else ""

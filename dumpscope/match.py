@@ -212,7 +212,7 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
         if hit is not None and not excluded:
             named = _named(hit)
             for name, fr in named:
-                evidence.append(Evidence(f"panic stack frame {name}", (fr.line,), True, _frame_text(fr)))
+                evidence.append(Evidence(f"panic stack frame {name}", (fr.line,), True, fr.text))
         elif excluded:
             notes.append(
                 f"the panic stack has {excluded[0].label} (line {excluded[0].line}), which {sig.id} excludes"
@@ -302,7 +302,7 @@ def _match_hang(dump: Dump, sig: Signature) -> Match | None:
         named = _named(hit)
         who = _who(thread, src, frames)
         for name, fr in named:
-            evidence.append(Evidence(f"stuck thread frame {name}", (fr.line,), True, f"{who}: {_frame_text(fr)}"))
+            evidence.append(Evidence(f"stuck thread frame {name}", (fr.line,), True, f"{who}: {fr.text}"))
         addr = hexval(thread.address) if thread is not None and thread.address is not None else "ADDR"
         hints = tuple(fill_template(h, {"address": addr}) for h in sig.hints)
         notes = () if msg else ("no panic in the transcript: a hang",)
@@ -403,12 +403,6 @@ def _desc(description: str | None) -> str:
     if not description:
         return ""
     return f" {description}" if description.startswith("(") else f" ({description})"
-
-
-def _frame_text(fr: Frame) -> str:
-    if fr.args is None:
-        return fr.label
-    return f"{fr.label}({', '.join(f'{a:x}' for a in fr.args)})"
 
 
 

@@ -195,9 +195,8 @@ def to_json_line(doc: dict[str, Any]) -> str:
 
 
 def _frame_text(f: Frame) -> str:
-    args = "" if f.args is None else "(" + ", ".join(f"{a:x}" for a in f.args) + ")"
     fp = f"{f.fp:016x} " if f.fp is not None else ""
-    return f"{fp}{escape(f.label)}{args}"
+    return f"{fp}{escape(f.text)}"
 
 
 def render_dump_text(dump: Dump, source: str, max_threads: int = 50) -> str:
