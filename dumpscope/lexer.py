@@ -14,7 +14,18 @@ from lark.lexer import Lexer
 from dumpscope.dump import Frame
 from dumpscope.terminals import FirstTerminal
 
-__all__ = ["LexInput", "LineLexer", "LineTok", "MAX_LINE", "RELEASED", "split_lines"]
+__all__ = [
+    "MAX_LINE",
+    "RELEASED",
+    "LexInput",
+    "LineLexer",
+    "LineTok",
+    "clean_line",
+    "hex_value",
+    "needs_cleaning",
+    "offset_value",
+    "split_lines",
+]
 
 # A line longer than this is kept as raw text without running the line regexes on it: no mdb line
 # is anywhere near it, and it bounds the work a hostile input can cause.
@@ -65,7 +76,14 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
-def _clean(line: str) -> str:
+def needs_cleaning(text: str) -> bool:
+    """True when the text holds any paste artefact clean_line() removes (most mdb output has none)."""
+    return ("\r" in text or "\x1b" in text or "<br" in text or "<BR" in text or "[ID " in text
+            or "```" in text or "~~~" in text)
+
+
+def clean_line(line: str) -> str:
+    """The line without paste artefacts: CR, escape sequences, <br />, syslog prefixes, Markdown fences."""
     # Cheap membership tests first: the hot path is a plain mdb line needing none of this.
     if "\r" in line:
         line = line.rstrip("\r").replace("\r", "")
@@ -83,22 +101,24 @@ def _clean(line: str) -> str:
     return line
 
 
-def _int(text: str | None, base: int = 16) -> int | None:
-    if text is None:
+def hex_value(text: str | None) -> int | None:
+    """A number mdb printed in hex ('ffffff03eb144000', '0x1f'), or None when absent or unreadable."""
+    if not text:
         return None
     try:
-        return int(text, base)
+        return int(text, 16)
     except ValueError:
         return None
 
 
-def _offset(text: str | None) -> int | None:
-    # mdb prints 0-9 without a base prefix, larger offsets as 0x..; 0t.. is decimal
-    if text is None:
+def offset_value(text: str | None) -> int | None:
+    """A symbol offset: mdb prints 0-9 bare, larger ones as 0x..; 0t.. is decimal. None if unreadable."""
+    if not text:
         return None
-    if text.startswith("0t"):
-        return int(text[2:])
-    return int(text, 16)
+    try:
+        return int(text[2:]) if text.startswith("0t") else int(text, 16)
+    except ValueError:
+        return None
 
 
 def _args(text: str) -> tuple[int, ...]:
@@ -113,7 +133,7 @@ def _args(text: str) -> tuple[int, ...]:
         part = part.strip()
         if part[:1] == "(":  # 2025 printer with -t: "(vfs_t *)0xfffffe...", "(proc_t *)NULL"
             part = part[part.rfind(")") + 1:].strip()
-        value = 0 if part == "NULL" else _int(part)
+        value = 0 if part == "NULL" else hex_value(part)
         if value is None:
             # Arguments are positional: dropping one would slide the next into its place (and a
             # signature would bind the wrong value). Keep only the ones before it.
@@ -168,7 +188,7 @@ def _stacks_symbol(m: re.Match[str]) -> tuple[str, str | None, int | None]:
             mod, sym = sym.split("`", 1)
         if len(_symbols) >= 4096:
             _symbols.clear()
-        hit = _symbols[text] = (_interned.setdefault(sym, sym), mod, _offset(m["off"]))
+        hit = _symbols[text] = (_interned.setdefault(sym, sym), mod, offset_value(m["off"]))
     return hit
 
 
@@ -184,7 +204,7 @@ def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | Non
     if off is not None:
         offset: int | None = int(off[2:]) if off[:2] == "0t" else int(off, 16)
     elif neg is not None:
-        offset = -(_offset(neg) or 0)
+        offset = -(offset_value(neg) or 0)
     else:
         offset = None
     if args_text is None:

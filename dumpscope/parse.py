@@ -11,7 +11,15 @@ from lark import Token, Transformer
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
 from dumpscope.grammar import transcript_parser
-from dumpscope.lexer import LexInput, LineTok, _clean, split_lines
+from dumpscope.lexer import (
+    LexInput,
+    LineTok,
+    clean_line,
+    hex_value,
+    needs_cleaning,
+    offset_value,
+    split_lines,
+)
 
 __all__ = ["parse_transcript"]
 
@@ -28,10 +36,6 @@ _OS = re.compile(r"(?P<release>\S+) (?P<version>\S+)(?: \((?P<machine>[^)]*)\))?
 _STACK_COMMANDS = re.compile(r"^(?:(?P<addr>[0-9a-fA-F]+|<\w+)?\s*(?P<cmd>\$[cC]\d*|::stack\b|::stackregs\b))")
 
 _BARE_MESSAGE = re.compile(r"^[A-Za-z][\w ,:=()'\"/.-]*[A-Za-z0-9)]$")
-def _needs_cleaning(text: str) -> bool:
-    # what _clean() removes: CR, escape sequences, <br />, syslog prefixes, Markdown fences
-    return ("\r" in text or "\x1b" in text or "<br" in text or "<BR" in text or "[ID " in text
-            or "```" in text or "~~~" in text)
 
 _FIELD_NAMES = {
     "operating system": "operating_system",
@@ -51,15 +55,6 @@ class _Item:
     start: int
     end: int
     value: Any = None  # Status | Stack | tuple[Thread, ...] | tuple[Cpu, ...] | dict | str | None
-
-
-def _hex(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        return int(text, 16)
-    except ValueError:
-        return None
 
 
 def _ends(x: Any) -> tuple[int, int]:
@@ -169,16 +164,17 @@ class _Build(Transformer[Token, Any]):
         for tok in c[1:]:
             if tok.type == "BRACKET":
                 b: LineTok = tok.value
-                sym = b.groups["sym"] or ""
-                func, _, off = sym.partition("+")
-                frames = (Frame(b.line, func, None, _off(off), (), _hex(b.groups["sp"])),) + frames
+                func, _, off = (b.groups["sym"] or "").partition("+")
+                mod, _, name = func.rpartition("`")
+                sp = hex_value(b.groups["sp"])
+                frames = (Frame(b.line, name, mod or None, offset_value(off), (), sp),) + frames
             elif tok.type == "FRAME":
                 frames = frames + tok.value
         desc = g.get("desc")
         if g.get("free"):
             desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
-        return Thread(line=head.line, kind=kind, address=_hex(g["addr"]), frames=frames, description=desc,
-                      stack_pointer=_hex(g["sp"]), **more)
+        return Thread(line=head.line, kind=kind, address=hex_value(g["addr"]), frames=frames, description=desc,
+                      stack_pointer=hex_value(g["sp"]), **more)
 
     def findstack(self, c: list[Token]) -> _Item:
         t = self._findstack_thread(c, SectionKind.FINDSTACK)
@@ -196,7 +192,7 @@ class _Build(Transformer[Token, Any]):
             else:
                 failure = tok.value.groups["fail"]
         count = int(g["count"]) if g["count"].isdigit() else None
-        t = Thread(line=head.line, kind=SectionKind.STACKS, address=_hex(g["addr"]), frames=frames,
+        t = Thread(line=head.line, kind=SectionKind.STACKS, address=hex_value(g["addr"]), frames=frames,
                    state=g["state"], sobj=g["sobj"], count=count, failure=failure,
                    is_panic=g["state"] == "PANIC")
         start, end = _span(c)
@@ -214,8 +210,8 @@ class _Build(Transformer[Token, Any]):
         g = row.groups
         start, end = _span(c)
         if c[0].type == "THREADLIST_BRIEF":
-            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=_hex(g["addr"]), frames=(),
-                       description=g["desc"], proc=_hex(g["proc"]), lwp=_hex(g["lwp"]))
+            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
+                       description=g["desc"], proc=hex_value(g["proc"]), lwp=hex_value(g["lwp"]))
             return _Item(SectionKind.THREADLIST, start, end, (t,))
         desc = None
         rest = c[1:]
@@ -224,12 +220,12 @@ class _Build(Transformer[Token, Any]):
             if pc.get("desc"):
                 desc = f"{pc['what']}: {pc['desc']}" if pc["what"] != "CMD" else pc["desc"]
             rest = rest[1:]
-        proc, lwp, wchan = _hex(g["proc"]), _hex(g["lwp"]), _hex(g["wchan"])
+        proc, lwp, wchan = hex_value(g["proc"]), hex_value(g["lwp"]), hex_value(g["wchan"])
         if rest:
             t = self._findstack_thread(rest, SectionKind.THREADLIST, proc=proc, lwp=lwp, wchan=wchan)
             t = replace(t, line=row.line, description=t.description or desc)
         else:
-            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=_hex(g["addr"]), frames=(),
+            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
                        description=desc, proc=proc, lwp=lwp, wchan=wchan)
         return _Item(SectionKind.THREADLIST, start, end, (t,))
 
@@ -256,7 +252,7 @@ class _Build(Transformer[Token, Any]):
             if tok.type == "CPUINFO_ROW":
                 g = tok.value.groups
                 cpus.append(Cpu(tok.value.line, int(g["id"]), int(g["addr"], 16), int(g["flg"], 16),
-                                _hex(g["thread"]), (g["proc"] or None)))
+                                hex_value(g["thread"]), (g["proc"] or None)))
         return _Item(SectionKind.CPUINFO, start, end, tuple(cpus))
 
     def console_panic(self, c: list[Token]) -> _Item:
@@ -282,15 +278,6 @@ def _share_stacks(threads: tuple[Thread, ...]) -> tuple[Thread, ...]:
     return tuple(out)
 
 
-def _off(text: str) -> int | None:
-    if not text:
-        return None
-    try:
-        return int(text[2:], 16) if text.startswith("0x") else int(text, 16)
-    except ValueError:
-        return None
-
-
 _TRANSFORMER = _Build()
 
 
@@ -306,8 +293,8 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     gc.disable()
     try:
         lines = split_lines(text)
-        if _needs_cleaning(text):  # most mdb output needs none of the paste clean-up
-            lines = [_clean(line) for line in lines]
+        if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
+            lines = [clean_line(line) for line in lines]
         data = LexInput(lines)
         # the inline transformer's start() returns the items; Lark types it as a Tree
         items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[assignment]
@@ -394,13 +381,13 @@ def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
     if msg is None and pi.get("message"):
         msg = pi["message"]
         msg_line = _section_line(sections, SectionKind.PANICINFO)
-    panic_thread = _hex(pi.get("thread"))
+    panic_thread = hex_value(pi.get("thread"))
     panic_cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
     for info in console:
         if msg is None and info["message"]:
             msg, msg_line = info["message"], info["text_line"]
         if panic_thread is None and info["thread"]:
-            panic_thread = _hex(info["thread"])
+            panic_thread = hex_value(info["thread"])
         if panic_cpu is None and info["cpu"]:
             panic_cpu = int(info["cpu"])
     if msg is None:
