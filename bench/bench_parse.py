@@ -37,7 +37,8 @@ def make_big(path: Path, threads: int, seed: int = 1) -> int:
         for _ in range(threads):
             addr = rnd.getrandbits(40) | 0xfffffe0000000000
             sp = rnd.getrandbits(32) | 0xfffffb0400000000
-            out.write(f"stack pointer for thread {addr:x} (bhyve/{rnd.randrange(1, 99)} [vcpu {rnd.randrange(8)}]): {sp:x}\n")
+            desc = f"bhyve/{rnd.randrange(1, 99)} [vcpu {rnd.randrange(8)}]"
+            out.write(f"stack pointer for thread {addr:x} ({desc}): {sp:x}\n")
             out.write(f"[ {sp:x} _resume_from_idle+0x12b() ]\n")
             for _ in range(rnd.randrange(8, 11)):
                 sp += rnd.randrange(0x20, 0x200)

@@ -162,7 +162,7 @@ def test_corpus_mix_directory_matches_hand_written_expectations() -> None:
     rows = list(triage_all([str(MIX)], jobs=2))
     got = [(r.source.removeprefix(str(MIX) + "/"), r.status, r.signature or "-") for r in rows]
     assert [g[0] for g in got] == on_disk  # every file once, byte-wise order
-    wrong = [(g, e) for g, e in zip(got, sorted(expected, key=lambda e: os.fsencode(e[0]))) if g != e]
+    wrong = [(g, e) for g, e in zip(got, sorted(expected, key=lambda e: os.fsencode(e[0])), strict=True) if g != e]
     assert not wrong, "\n".join(f"got {g}, expected {e}" for g, e in wrong)
 
 

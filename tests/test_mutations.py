@@ -171,7 +171,7 @@ def test_mutants_never_raise_and_never_pair_12476_without_both_threads(
     paired_intact = 0
     broken_seed = 0  # mutants of the paired seed that lost one of its threads
     fresh: dict[str, Verdict] = {}
-    for path, desc in zip(names, descs):
+    for path, desc in zip(names, descs, strict=True):
         src = read_source(path)
         if not src.ok:
             continue
