@@ -31,8 +31,10 @@ __all__ = [
 # is anywhere near it, and it bounds the work a hostile input can cause.
 MAX_LINE = 64 * 1024
 
-# Terminals whose consecutive lines form one token (a run of frames; OTHER runs are raw text).
+# Terminals whose consecutive lines form one token of Frames.
 _RUNS = {"FRAME", "CONSOLE_FRAME", "STACKS_FRAME"}
+# Terminals whose consecutive lines form one token of LineToks.
+_LINE_RUNS = {"OTHER", "STACKS_GROUP"}
 # Status keys that end a wrapped "panic message:" (mdb prints them after it).
 _AFTER_PANIC = {"dump content", "build version", "image uuid"}
 
@@ -363,14 +365,17 @@ class LineLexer(Lexer):
             if kind == "BLANK":
                 i += 1
                 continue
-            if kind == "OTHER":
-                # a run of lines nobody understands is one raw token (prose, ::msgbuf chatter)
-                start = i
-                while i < n and kinds.names[i] == "OTHER":
+            if kind in _LINE_RUNS:
+                # consecutive lines of these kinds make one token, a tuple of LineToks: raw text
+                # nobody understands (prose, ::msgbuf chatter), and the member lines of a ::stacks -a group
+                run = []
+                while i < n and kinds.names[i] == kind:
+                    m = vals[i]
                     vals[i] = None
+                    run.append(LineTok(i + 1, lines[i], m.groupdict() if m is not None else {}))
                     i += 1
                 tok = Token(kind, "")
-                tok.value = tuple(LineTok(j + 1, lines[j], {}) for j in range(start, i))
+                tok.value = tuple(run)
                 yield tok
                 continue
             if kind in _RUNS:  # _run releases each line it takes

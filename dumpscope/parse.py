@@ -182,28 +182,28 @@ class _Build(Transformer[Token, Any]):
         return _Item(SectionKind.FINDSTACK, start, end, (t,))
 
     def stacks_group(self, c: list[Token]) -> _Item:
-        head: LineTok = c[0].value
-        g = head.groups
         frames: tuple[Frame, ...] = ()
         failure = None
-        for tok in c[1:]:
-            if tok.type == "STACKS_FRAME":
-                frames += tok.value
+        heads: list[LineTok] = []
+        for tok in c:
+            if tok.type == "STACKS_GROUP":
+                heads.extend(tok.value)
+            elif tok.type == "STACKS_FRAME":
+                frames = tok.value
             else:
                 failure = tok.value.groups["fail"]
-        count = int(g["count"]) if g["count"].isdigit() else None
-        t = Thread(line=head.line, kind=SectionKind.STACKS, address=hex_value(g["addr"]), frames=frames,
-                   state=g["state"], sobj=g["sobj"], count=count, failure=failure,
-                   is_panic=g["state"] == "PANIC")
+        threads = []
+        for head in heads:  # every member line of the group has the group's stack
+            g = head.groups
+            count = int(g["count"]) if g["count"].isdigit() else None
+            threads.append(Thread(line=head.line, kind=SectionKind.STACKS, address=hex_value(g["addr"]),
+                                  frames=frames, state=g["state"], sobj=g["sobj"], count=count,
+                                  failure=failure, is_panic=g["state"] == "PANIC"))
         start, end = _span(c)
-        return _Item(SectionKind.STACKS, start, end, (t,))
+        return _Item(SectionKind.STACKS, start, end, tuple(threads))
 
     def stacks(self, c: list[Any]) -> _Item:
-        item = self._collect(SectionKind.STACKS, c)
-        threads: tuple[Thread, ...] = item.value
-        if any(t.count is None and not t.frames for t in threads):
-            item = replace(item, value=_share_stacks(threads))
-        return item
+        return self._collect(SectionKind.STACKS, c)
 
     def threadlist_entry(self, c: list[Token]) -> _Item:
         row: LineTok = c[0].value
@@ -261,21 +261,6 @@ class _Build(Transformer[Token, Any]):
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
                 "type": c[0].type, "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
-
-
-def _share_stacks(threads: tuple[Thread, ...]) -> tuple[Thread, ...]:
-    # ::stacks -a prints the group line, then one line per further member (COUNT "-"), then the
-    # frames once: every thread of the group has that stack.
-    out = list(threads)
-    pending: list[int] = []
-    for k, t in enumerate(out):
-        if not t.frames and t.failure is None:
-            pending.append(k)
-            continue
-        for j in pending:
-            out[j] = replace(out[j], frames=t.frames, failure=t.failure)
-        pending = []
-    return tuple(out)
 
 
 _TRANSFORMER = _Build()
