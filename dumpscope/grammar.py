@@ -1,18 +1,28 @@
-"""Finds the grammars/ folder, composes the per-format grammars, and caches the Lark parser."""
+"""Finds the grammars/ folder, composes the per-format grammars, caches the Lark parser, runs its table."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
-
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lark import Lark, Transformer
+from lark.exceptions import ParseError
+from lark.parsers.lalr_analysis import Shift
+
+if TYPE_CHECKING:
+    from dumpscope.lexer import LineLexer
 
 __all__ = [
     "FORMAT_GRAMMARS",
+    "TableParser",
+    "Tok",
     "grammar_dir",
     "grammar_text",
+    "line_lexer",
+    "table_parser",
     "transcript_parser",
 ]
 
@@ -59,3 +69,104 @@ def transcript_parser(transformer: Transformer[Any, Any] | None = None) -> Lark:
 
     return Lark(grammar_text(), parser="lalr", lexer=LineLexer, transformer=transformer,
                 maybe_placeholders=False)
+
+
+class Tok(NamedTuple):
+    """A line token for TableParser: what lark.Token carries for the transformer, without its cost."""
+
+    type: str  # the terminal name
+    value: Any  # the lexer's payload: a LineTok, or a tuple of Frames / LineToks for a run
+
+
+_END = (Tok("$END", None),)
+
+
+class _Spliced(list[Any]):
+    """The children of an inlined rule (_item, the generated __x_star lists): spliced into the parent."""
+
+    __slots__ = ()
+
+
+class TableParser:
+    """Runs the LALR table Lark built for the grammar, calling the transformer's rule methods directly.
+
+    Lark's own parser loop (`Lark.parse`) gives the same result — tests/test_grammar.py checks it on
+    every fixture — but spends most of its time per token on generality this grammar does not use:
+    Token objects with positions, Tree objects for the generated list rules, child filters. Here a
+    token is a Tok, an inlined rule is a plain list, and a reduce is one call of the rule's method.
+    """
+
+    def __init__(self, lark: Lark, transformer: Transformer[Any, Any]) -> None:
+        start = lark.options.start[0]
+        table = lark.parser.parser._parse_table  # built once by Lark; the runtime loop is ours
+        self._start = table.start_states[start]
+        self._end = table.end_states[start]
+        # per state: symbol -> (True, next state) for a shift, (False, reduction) for a reduce
+        self._states: dict[int, dict[str, tuple[bool, Any]]] = {}
+        reductions: dict[Any, tuple[int, str, Callable[[list[Any]], Any], bool]] = {}
+        for state, actions in table.states.items():
+            row: dict[str, tuple[bool, Any]] = {}
+            for symbol, (action, arg) in actions.items():
+                if action is Shift:
+                    row[symbol] = (True, arg)
+                    continue
+                if arg not in reductions:
+                    name = arg.origin.name
+                    method = _Spliced if name.startswith("_") else getattr(transformer, name, None)
+                    if method is None:
+                        raise TypeError(f"{type(transformer).__name__} has no method for rule {name!r}")
+                    splices = any(sym.name.startswith("_") for sym in arg.expansion if not sym.is_term)
+                    reductions[arg] = (len(arg.expansion), name, method, splices)
+                row[symbol] = (False, reductions[arg])
+            self._states[state] = row
+
+    def parse(self, tokens: Iterable[Tok]) -> Any:
+        """Parse the token stream; returns what the transformer's start rule returns."""
+        states = self._states
+        end_state = self._end
+        state_stack = [self._start]
+        values: list[Any] = []
+        for tok in chain(tokens, _END):
+            while True:
+                action = states[state_stack[-1]].get(tok.type)
+                if action is None:
+                    raise ParseError(f"unexpected {tok.type} token in state {state_stack[-1]}")
+                shift, arg = action
+                if shift:
+                    state_stack.append(arg)
+                    values.append(tok)
+                    break
+                size, name, method, splices = arg
+                if size:
+                    children = values[-size:]
+                    del values[-size:]
+                    del state_stack[-size:]
+                else:
+                    children = []
+                if splices:
+                    flat: list[Any] = []
+                    for child in children:
+                        if type(child) is _Spliced:
+                            flat.extend(child)
+                        else:
+                            flat.append(child)
+                    children = flat
+                state_stack.append(states[state_stack[-1]][name][1])
+                values.append(method(children))
+                if state_stack[-1] == end_state and tok.type == "$END":
+                    return values[-1]
+        raise ParseError("token stream ended before the start rule was complete")
+
+
+@lru_cache(maxsize=None)
+def line_lexer() -> LineLexer:
+    """The line lexer of whole transcripts (feeds TableParser), built once per process."""
+    from dumpscope.lexer import LineLexer
+
+    return LineLexer(transcript_parser().lexer_conf)
+
+
+@lru_cache(maxsize=None)
+def table_parser(transformer: Transformer[Any, Any]) -> TableParser:
+    """The TableParser of whole transcripts for a transformer, built once per process."""
+    return TableParser(transcript_parser(), transformer)

@@ -12,6 +12,7 @@ from lark import Token
 from lark.lexer import Lexer
 
 from dumpscope.dump import Frame
+from dumpscope.grammar import Tok
 from dumpscope.terminals import FirstTerminal
 
 __all__ = [
@@ -226,7 +227,8 @@ class _Kinds:
     """What the first pass found on each line (index-aligned with LexInput.lines)."""
 
     names: list[str]  # terminal name per line ("BLANK" for empty lines)
-    vals: list[Any]  # Frame for a complete mdb frame line, else the terminal's match (or None)
+    vals: list[Any]  # Frame for a complete frame line, else the terminal's match (or None)
+    runs: dict[int, list[Frame]]  # runs of complete frame lines, by the index of their first line
 
 
 class LineLexer(Lexer):
@@ -294,25 +296,43 @@ class LineLexer(Lexer):
     # -- the token stream ----------------------------------------------------------------------
 
     def lex(self, data: LexInput) -> Iterator[Token]:  # type: ignore[override]
+        """Lark's lexer interface (used by Lark.parse, the reference path): toks() as lark Tokens."""
+        for kind, payload in self.toks(data):
+            tok = Token(kind, "")
+            tok.value = payload
+            yield tok
+
+    def toks(self, data: LexInput) -> Iterator[Tok]:
+        """The line tokens of the input, for grammar.TableParser: one per line, one per run."""
         lines = data.lines
         # Two parallel lists, index-aligned with the lines: the terminal name of each line, and its
-        # payload (the Frame of a complete mdb frame line, else the terminal's match).
+        # payload (the Frame of a complete frame line, else the terminal's match).
         names: list[str] = []
         vals: list[Any] = []
         name, val = names.append, vals.append
+        # Runs of complete frame lines are gathered here as they are read, keyed by the index of their
+        # first line, so the token pass hands each over whole instead of walking it line by line.
+        runs: dict[int, list[Frame]] = {}
+        run: list[Frame] | None = None  # the run the previous line added to
+        run_kind, run_start = "", 0
         classify = self.classify
         frame_rx = self._by_name.get("FRAME")
         frame_match = frame_rx.match if frame_rx is not None else _no_match
         mdb_frame = _mdb_frame
+        symbols = _symbols
+        new = _NEW
+        s0, s1, s2, s3, s4, s5 = _SET
         for i, text in enumerate(lines):
             if not text or text.isspace():
                 name("BLANK")
                 val(None)
+                run = None
                 continue
             if len(text) > MAX_LINE:
                 data.notes.append(f"line {i + 1} is {len(text)} characters long; kept as raw text")
                 name("OTHER")
                 val(None)
+                run = None
                 continue
             # the hot path: most lines of a big transcript are complete mdb frames, built right away;
             # their text is not needed again, so it is released (a big transcript is mostly frames)
@@ -320,15 +340,43 @@ class LineLexer(Lexer):
             if m is not None:
                 name("FRAME")
                 if m.group("close"):
-                    val(mdb_frame(i + 1, m.groups(), None))
+                    f = mdb_frame(i + 1, m.groups(), None)
+                    val(f)
                     lines[i] = RELEASED
-                else:
+                    if run is not None and run_kind == "FRAME":
+                        run.append(f)
+                    else:
+                        run = runs[i] = [f]
+                        run_kind, run_start = "FRAME", i
+                else:  # a wrapped argument list: the token pass joins it, and walks this run itself
                     val(m)
+                    if run is not None and run_kind == "FRAME":
+                        del runs[run_start]
+                    run = None
+                continue
+            k, m = classify(text)
+            name(k)
+            val(m)
+            if k == "STACKS_FRAME" and m is not None and m.string == text:
+                sym = symbols.get(text) or _stacks_symbol(m)
+                f = new(Frame)
+                s0(f, i + 1)
+                s1(f, sym[0])
+                s2(f, sym[1])
+                s3(f, sym[2])
+                s4(f, None)
+                s5(f, None)
+                vals[i] = f
+                if run is not None and run_kind == k:
+                    run.append(f)
+                else:
+                    run = runs[i] = [f]
+                    run_kind, run_start = k, i
             else:
-                k, m = classify(text)
-                name(k)
-                val(m)
-        kinds = _Kinds(names, vals)
+                if run is not None and run_kind == k:  # a frame line seen through a quote: walk the run
+                    del runs[run_start]
+                run = None
+        kinds = _Kinds(names, vals, runs)
         self._truncated_tail(data, kinds)
         yield from self._tokens(data, kinds)
 
@@ -353,11 +401,14 @@ class LineLexer(Lexer):
         args = _args(args_text.rpartition(",")[0]) if g["args"] is not None else None
         frame = Frame(last + 1, g["func"], module, offset, args, int(g["fp"], 16))
         kinds.names[last], kinds.vals[last] = run, frame
+        kinds.runs.clear()  # the frame joins the run before it: let the token pass walk the runs
         data.notes.append(f"line {last + 1}: input ends inside a frame; its name may be cut short")
 
-    def _tokens(self, data: LexInput, kinds: _Kinds) -> Iterator[Token]:
+    def _tokens(self, data: LexInput, kinds: _Kinds) -> Iterator[Tok]:
+        new_tok = tuple.__new__  # a Tok without NamedTuple's Python-level __new__
         lines = data.lines
         vals = kinds.vals
+        runs = kinds.runs
         n = len(kinds.names)
         i = 0
         while i < n:
@@ -374,27 +425,25 @@ class LineLexer(Lexer):
                     vals[i] = None
                     run.append(LineTok(i + 1, lines[i], m.groupdict() if m is not None else {}))
                     i += 1
-                tok = Token(kind, "")
-                tok.value = tuple(run)
-                yield tok
+                yield new_tok(Tok, (kind, tuple(run)))
                 continue
             if kind in _RUNS:  # _run releases each line it takes
-                frames, i = self._run(data, kinds, i, kind)
-                tok = Token(kind, "")
-                tok.value = tuple(frames)
-                yield tok
+                gathered = runs.get(i)
+                if gathered is not None:
+                    frames, i = gathered, i + len(gathered)
+                else:
+                    frames, i = self._run(data, kinds, i, kind)
+                yield new_tok(Tok, (kind, tuple(frames)))
                 continue
             vals[i] = None  # consumed: what the parser needs is in the token (lookahead only looks ahead)
             groups = m.groupdict() if m is not None else {}
-            tok = Token(kind, "")
             payload = LineTok(i + 1, lines[i], groups)
-            tok.value = payload
             i += 1
             if kind == "STATUS_FIELD" and groups.get("key") == "panic message":
                 i = self._join_status_panic(data, kinds, i, payload)
             elif kind in ("CONSOLE_PANIC", "SAVECORE_PANIC"):
                 i = self._join_console_panic(data, kinds, i, payload)
-            yield tok
+            yield new_tok(Tok, (kind, payload))
 
     def _run(self, data: LexInput, kinds: _Kinds, i: int,
              kind: str) -> tuple[list[Frame], int]:

@@ -10,7 +10,7 @@ from typing import Any
 from lark import Token, Transformer
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
-from dumpscope.grammar import transcript_parser
+from dumpscope.grammar import Tok, line_lexer, table_parser
 from dumpscope.lexer import (
     LexInput,
     LineTok,
@@ -58,7 +58,7 @@ class _Item:
 
 
 def _ends(x: Any) -> tuple[int, int]:
-    v = x.value if isinstance(x, Token) else x
+    v = x.value if isinstance(x, (Tok, Token)) else x
     if isinstance(v, LineTok):
         return v.line, v.line
     if isinstance(v, _Item):
@@ -281,8 +281,7 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
         if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
             lines = [clean_line(line) for line in lines]
         data = LexInput(lines)
-        # the inline transformer's start() returns the items; Lark types it as a Tree
-        items: list[_Item] = transcript_parser(_TRANSFORMER).parse(data)  # type: ignore[assignment]
+        items: list[_Item] = table_parser(_TRANSFORMER).parse(line_lexer().toks(data))
         return _link(items, data, text)
     finally:
         if enabled:

@@ -18,60 +18,112 @@ class FirstTerminal:
     """Finds, in C, the first terminal (in priority order) whose regex matches a line.
 
     The terminals are tried as one alternation, but only those that can begin with the line's
-    first non-blank character: most terminals begin with the same optional indentation, which is
-    skipped once, and their first characters are read off the parsed regexes. Terminals whose body
-    could itself begin with a blank keep their own anchor in a second, small alternation, so the
+    first non-blank character and whose required characters ('(' of a frame, ':' of a field) the
+    line holds: most terminals begin with the same optional indentation, which is skipped once, and
+    both the first and the required characters are read off the parsed regexes (a failing regex can
+    cost several times a match while it backtracks; a membership test is a memchr). Terminals whose
+    body could itself begin with a blank keep their own anchor in a second, small alternation, so the
     answer is exactly the first match of the terminals in order. The catch-all OTHER is left out.
     """
 
     def __init__(self, terminals: tuple[tuple[str, re.Pattern[str]], ...]) -> None:
-        self._bodies: list[tuple[int, str, frozenset[int]]] = []  # (index, body, first characters)
-        whole: list[str] = []
-        whole_index: list[int] = []
+        # (index, body, first characters, required markers)
+        self._bodies: list[tuple[int, str, frozenset[int], int]] = []
+        self._wholes: list[tuple[int, str, int]] = []  # (index, anchored pattern, required markers)
         for i, (name, rx) in enumerate(terminals):
             if name == "OTHER":
                 continue
             pattern = _NAMED.sub("(?:", rx.pattern)
+            need = _required_markers(pattern)
             lead = next((lead for lead in _LEAD if pattern.startswith(lead)), None)
             body = pattern[len(lead):] if lead else ""
             first = _first_chars(body) if lead else None
             if first is None:
-                whole.append(f"(?P<T{i}>{pattern})")
-                whole_index.append(i)
+                self._wholes.append((i, f"(?P<T{i}>{pattern})", need))
                 continue
             guard = "(?<=[ \\t])" if lead.endswith("+") else ""  # type: ignore[union-attr]
-            self._bodies.append((i, guard + body, first))
-        self._whole = re.compile("|".join(whole)).match if whole else None
+            self._bodies.append((i, guard + body, first, need))
         # the earliest terminal in the second alternation: a first match before it needs no second look
-        self._whole_first = min(whole_index, default=len(terminals))
-        self._by_char: dict[str, Any] = {}
+        self._whole_first = min((i for i, _, _ in self._wholes), default=len(terminals))
+        # alternations built on first use, by the markers a line holds, then by its first character
+        self._by_char: list[dict[str, Any]] = [{} for _ in range(1 << len(_MARKERS))]
+        self._whole: list[Any] = [self._whole_for(present) for present in range(1 << len(_MARKERS))]
 
-    def _for(self, char: str) -> Any:
-        # the alternation of the terminals that can start with this character, built on first use
+    def _whole_for(self, present: int) -> Any:
+        parts = [p for _, p, need in self._wholes if need & present == need]
+        return re.compile("|".join(parts)).match if parts else None
+
+    def _for(self, char: str, present: int) -> Any:
+        # the alternation of the terminals that can start with this character and whose required
+        # markers are all present
         code = ord(char) if ord(char) < 128 else _NON_ASCII
-        parts = [f"(?P<T{i}>{body})" for i, body, first in self._bodies if code in first]
+        parts = [f"(?P<T{i}>{body})" for i, body, first, need in self._bodies
+                 if code in first and need & present == need]
         match = re.compile("^[ \\t]*(?:" + "|".join(parts) + ")").match if parts else None
-        self._by_char[char] = match
+        self._by_char[present][char] = match
         return match
 
     def __call__(self, line: str) -> int | None:
         found = None
+        present = ("(" in line) | (":" in line) << 1  # the bits of _MARKERS
         head = line.lstrip(" \t")[:1]
-        match = self._by_char[head] if head in self._by_char else self._for(head) if head else None
+        by_char = self._by_char[present]
+        match = by_char[head] if head in by_char else self._for(head, present) if head else None
         m = match(line) if match is not None else None
         if m is not None:
             found = int(m.lastgroup[1:])
             if found < self._whole_first:
                 return found
-        m = self._whole(line) if self._whole is not None else None
+        whole = self._whole[present]
+        m = whole(line) if whole is not None else None
         if m is not None:
-            index = int(m.lastgroup[1:])  # type: ignore[index]
+            index = int(m.lastgroup[1:])
             found = index if found is None else min(found, index)
         return found
 
 
 _NON_ASCII = -1
 _ALL = frozenset(range(128)) | {_NON_ASCII}
+# Characters whose presence in a line is tested before any regex runs (bit i of a mask is _MARKERS[i]).
+_MARKERS = "(:"
+
+
+def _required_markers(pattern: str) -> int:
+    """The mask of _MARKERS that every match of the regex must contain (0 when unsure)."""
+    try:
+        parsed = _sre_parse.parse(pattern)
+    except re.error:
+        return 0
+    mask = 0
+    for bit, char in enumerate(_MARKERS):
+        if ord(char) in _seq_required(list(parsed)):
+            mask |= 1 << bit
+    return mask
+
+
+def _seq_required(items: list[Any]) -> set[int]:
+    # characters every match of the sequence contains: the union over its items
+    out: set[int] = set()
+    for op, av in items:
+        out |= _item_required(op, av)
+    return out
+
+
+def _item_required(op: Any, av: Any) -> set[int]:
+    c = _sre_constants
+    if op is c.LITERAL:
+        return {av}
+    if op is c.SUBPATTERN:
+        return _seq_required(list(av[-1]))
+    if op is c.ASSERT:  # a lookahead's text is in the line too (a lookbehind's as well)
+        return _seq_required(list(av[1]))
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+        low, _high, sub = av
+        return _seq_required(list(sub)) if low >= 1 else set()
+    if op is c.BRANCH:  # what every branch requires
+        branches = [_seq_required(list(b)) for b in av[1]]
+        return set.intersection(*branches) if branches else set()
+    return set()  # character sets, negative lookarounds, ...: require nothing for sure
 
 
 def _first_chars(pattern: str) -> frozenset[int] | None:

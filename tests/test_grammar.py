@@ -160,3 +160,21 @@ def test_fast_terminal_choice_equals_trying_every_terminal_in_order() -> None:
         if fast != _slow_classify(lexer, line):
             wrong.append((line, fast, _slow_classify(lexer, line)))
     assert not wrong, wrong[:5]
+
+
+def test_table_parser_builds_what_larks_own_parser_loop_builds() -> None:
+    # parse.py runs Lark's LALR table with its own loop (grammar.TableParser); Lark.parse with the
+    # same transformer is the reference, on every fixture and on a few reshuffled ones.
+    from conftest import TRANSCRIPTS, read_text
+
+    from dumpscope.grammar import line_lexer, table_parser
+    from dumpscope.lexer import LexInput, split_lines
+    from dumpscope.parse import _TRANSFORMER
+
+    texts = [read_text(p) for p in sorted(TRANSCRIPTS.glob("*.txt"))]
+    texts += ["\n".join(reversed(split_lines(t))) for t in texts[:10]]  # sections out of order
+    texts += ["", "\n\n", "garbage only\n"]
+    for text in texts:
+        ours = table_parser(_TRANSFORMER).parse(line_lexer().toks(LexInput(split_lines(text))))
+        reference = transcript_parser(_TRANSFORMER).parse(LexInput(split_lines(text)))  # type: ignore[arg-type]
+        assert ours == reference
