@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
 import signal
 import time
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
-from dumpscope.cache import Cache, FileStamp, content_json, restore, stamp_of
+from dumpscope.cache import Brief, Cache, FileStamp, brief_of, brief_verdict, content_json, json_line, restore, stamp_of
 from dumpscope.errors import DumpscopeError
 from dumpscope.signatures import signature_set
 from dumpscope.sources import DEFAULT_MAX_BYTES, Source, expand, read_source
 from dumpscope.verdict import Verdict
 
-# The module itself, looked up at call time (tests patch triage_text), by name: the package's lazy
-# exports must never stand in for the module.
-_triage = importlib.import_module("dumpscope.triage")
-
-__all__ = ["Progress", "default_jobs", "error_verdict", "triage_all", "triage_source"]
+__all__ = ["Progress", "Row", "default_jobs", "error_verdict", "triage_all", "triage_rows", "triage_source"]
 
 Progress = Callable[[int, int], None]  # called as progress(done, total) after each input
 
@@ -37,6 +30,13 @@ _MAX_CHUNK = 32
 # How many times a pool that lost a worker process (killed by the OOM killer, a signal) is restarted
 # for the remaining inputs before they are reported as errors instead.
 _POOL_RESTARTS = 1
+
+
+def _triage() -> Any:
+    # The module itself, looked up at call time (tests patch triage_text), by name: the package's
+    # lazy exports must never stand in for the module. Imported on first use: it brings the parser,
+    # the matcher and the cyclic model, which a re-run answered from the cache never needs.
+    return importlib.import_module("dumpscope.triage")
 
 
 def default_jobs() -> int:
@@ -72,7 +72,7 @@ def _fresh(src: Source) -> tuple[Verdict, bool]:
     if src.error is not None or src.text is None:
         return error_verdict(src.name, src.error or "unreadable", src.notes), False
     try:
-        v = _triage.triage_text(src.text, src.name)
+        v = _triage().triage_text(src.text, src.name)
     except Exception as exc:  # noqa: BLE001 - siggen: one bad input must not stop the others
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return error_verdict(src.name, reason.splitlines()[0] if reason else reason, src.notes), False
@@ -130,6 +130,8 @@ def _work(name: str) -> _Result:
 def _context() -> Any:
     # fork: workers inherit the loaded grammars and signatures (no re-import, no re-compile), which
     # is most of the start-up cost; fall back to the platform default where fork does not exist.
+    import multiprocessing
+
     try:
         return multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - non-POSIX
@@ -139,7 +141,11 @@ def _context() -> Any:
 def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
             max_bytes: int) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
-    # inputs not yet returned; if it breaks again those inputs become error rows.
+    # inputs not yet returned; if it breaks again those inputs become error rows. Imported here: a
+    # run answered from the cache starts no pool and need not load them (~10 ms).
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     pos = 0
     restarts = 0
     while pos < len(names):
@@ -174,6 +180,65 @@ def _inline(names: Sequence[str], state: _State) -> Generator[_Result, None, Non
 # --- the driver ---------------------------------------------------------------------------------
 
 
+class Row:
+    """One input's result from `triage_rows`: a Verdict, or a cached verdict not decoded yet.
+
+    A cached row is decoded only as far as the output needs: `json_line` splices the name into the
+    stored JSON, `table_verdict` builds just the fields of the table, CSV and summary; `verdict`
+    decodes it whole. `status` and `error` are always at hand (for exit codes and stderr).
+    """
+
+    __slots__ = ("_brief", "_doc", "_notes", "_verdict", "error", "source", "status")
+
+    def __init__(self, source: str, verdict: Verdict | None = None, *, brief: Brief | None = None,
+                 doc: str | None = None, notes: tuple[str, ...] = ()) -> None:
+        """A row of a fresh `verdict`, or of a cached one: its `brief` columns, its stored JSON `doc`
+        (None when the caller asked for no documents) and the input's read `notes`."""
+        self.source = source
+        self._verdict = verdict
+        self._brief = brief
+        self._doc = doc
+        self._notes = notes
+        if verdict is not None:
+            self.status, self.error = verdict.status, verdict.error
+        elif brief is not None:
+            self.status, self.error = brief[0], brief[1]
+        else:
+            raise ValueError("a Row needs a verdict or the cached brief")
+
+    def verdict(self) -> Verdict:
+        """The whole Verdict, equal to a fresh one."""
+        if self._verdict is None:
+            self._verdict = restore(self._need_doc(), self.source, self._notes)
+        return self._verdict
+
+    def json_line(self) -> str:
+        """The `dumpscope.verdict/1` JSON Lines row (no newline), byte-identical to a fresh row's."""
+        if self._verdict is None:
+            return json_line(self._need_doc(), self.source, self._notes)
+        from dumpscope.render import to_json_line, verdict_to_json
+
+        return to_json_line(verdict_to_json(self._verdict))
+
+    def table_verdict(self) -> Verdict:
+        """A Verdict with at least the fields in cache.BRIEF_FIELDS and `source` (what the table, the CSV
+        and --summary read); the whole Verdict when it is at hand anyway."""
+        if self._verdict is not None:
+            return self._verdict
+        assert self._brief is not None
+        return brief_verdict(self.source, self._brief)
+
+    def _need_doc(self) -> str:
+        if self._doc is None:
+            raise ValueError(f"{self.source}: cached row read without its document (triage_rows docs=False)")
+        return self._doc
+
+
+# Cached documents are fetched this many rows ahead of the output, so a re-run's memory does not
+# grow with the number of inputs (JSON Lines output streams).
+_DOC_BATCH = 256
+
+
 def triage_all(
     paths: Sequence[str],
     *,
@@ -194,6 +259,29 @@ def triage_all(
     batches; the caller closes the cache). `progress(done, total)` is called after each input.
     Raises SignatureFileError up front when the signature files are bad.
     """
+    rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, max_bytes=max_bytes)
+    try:
+        for row in rows:
+            yield row.verdict()
+    finally:
+        rows.close()
+
+
+def triage_rows(
+    paths: Sequence[str],
+    *,
+    jobs: int | None = None,
+    cache: Cache | None = None,
+    stdin: BinaryIO | None = None,
+    progress: Progress | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    docs: bool = True,
+) -> Generator[Row, None, None]:
+    """`triage_all`, yielding a Row per input: cached verdicts stay in their stored form until used.
+
+    With `docs=False` the stored JSON of cached verdicts is not even fetched: their rows offer
+    `status`, `error` and `table_verdict()` only (what the table, CSV and --summary need).
+    """
     if jobs is not None and jobs < 0:
         raise DumpscopeError(f"jobs must be 0 (all CPUs) or more, not {jobs}")
     workers = jobs or default_jobs()
@@ -204,22 +292,23 @@ def triage_all(
     signature_set()
     state = _State(cache, cache is not None, max_bytes)
 
-    ready: dict[int, Verdict] = {}  # inputs answered by the cache pre-check, by position
+    # The pre-check: files whose stat stamp is unchanged and whose content has a verdict are not
+    # read, hashed or triaged (one query per 500 files; stamps taken against one clock reading).
+    ready: dict[int, tuple[str, Brief, tuple[str, ...]]] = {}  # position -> digest, brief, read notes
     stamps: dict[int, FileStamp] = {}
-    work: list[str] = []  # inputs for the readers, in order
-    now = time.time_ns()
-    for i, name in enumerate(names):
-        if name == "-":
-            continue
-        if cache is not None:
-            st = stamp_of(name, now)
-            if st is not None:
-                stamps[i] = st
-                known = cache.lookup(st)
-                if known is not None and known[2] is not None:
-                    ready[i] = restore(known[2], name, known[1])
-                    continue
-        work.append(name)
+    if cache is not None:
+        now = time.time_ns()
+        cwd = os.getcwd()
+        for i, name in enumerate(names):
+            if name != "-":
+                st = stamp_of(name, now, cwd)
+                if st is not None:
+                    stamps[i] = st
+        found = cache.lookup_many(list(stamps.values()))
+        for i, known in zip(stamps, found, strict=True):
+            if known is not None and known.brief is not None:
+                ready[i] = (known.digest, known.brief, known.notes)
+    work = [name for i, name in enumerate(names) if name != "-" and i not in ready]  # for the readers, in order
 
     if workers > 1 and len(work) > 1:
         _warm_up()
@@ -230,36 +319,50 @@ def triage_all(
     else:
         results = _inline(work, state)
 
+    # The stored documents of cached rows are fetched a batch at a time, just ahead of the output.
+    cached_at = sorted(ready) if docs else []  # positions of cached rows
+    next_cached = 0  # cached_at[next_cached:] not fetched yet
+    fetched_upto = -1  # the last position of the batch in `fetched`
+    fetched: dict[str, str] = {}  # digest -> stored JSON
     stdin_src: Source | None = None
     try:
         for i, name in enumerate(names):
-            if name == "-":
+            if i in ready:
+                digest, brief, notes = ready[i]
+                doc = None
+                if docs:
+                    assert cache is not None
+                    if i > fetched_upto:  # then cached_at[next_cached] == i
+                        batch = cached_at[next_cached:next_cached + _DOC_BATCH]
+                        next_cached += len(batch)
+                        fetched_upto = batch[-1]
+                        fetched = cache.get_json_many(ready[j][0] for j in batch)
+                    doc = fetched.get(digest)
+                if doc is not None or not docs:
+                    if progress is not None:
+                        progress(i + 1, total)
+                    yield Row(name, brief=brief, doc=doc, notes=notes)
+                    continue
+                # The verdict vanished since the pre-check (another run rebuilt the cache): triage it here.
+                r = _process_path(name, state)
+            elif name == "-":
                 if stdin_src is None:
                     stdin_src = read_source("-", stdin=stdin, max_bytes=max_bytes)
                 r = _process(stdin_src, state)
                 name = stdin_src.name
-            elif i in ready:
-                v = ready.pop(i)
-                if progress is not None:
-                    progress(i + 1, total)
-                yield v
-                continue
             else:
                 r = next(results)
             kind, payload, digest, notes, doc = r
-            if kind == _HIT:
-                v = restore(payload, name, notes)
-            else:
-                v = payload
+            v = restore(payload, name, notes) if kind == _HIT else payload
             if cache is not None and digest:
                 if doc is not None:
-                    cache.put_json(digest, doc)
+                    cache.put_json(digest, doc, brief_of(v))
                 st = stamps.get(i)
                 if st is not None:
                     cache.put_file(st, digest, notes)
             if progress is not None:
                 progress(i + 1, total)
-            yield v
+            yield Row(name, v)
     finally:
         results.close()
         if cache is not None:
@@ -269,4 +372,4 @@ def triage_all(
 def _warm_up() -> None:
     # Build the parser tables once in the parent so every forked worker starts with them.
     with contextlib.suppress(Exception):  # only an optimisation; real inputs report real errors
-        _triage.triage_text("> ::status\npanic message: warm up\n", "<warm-up>")
+        _triage().triage_text("> ::status\npanic message: warm up\n", "<warm-up>")

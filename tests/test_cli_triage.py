@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import io
 import json
 import subprocess
@@ -15,6 +16,7 @@ from _triage_samples import OTHER, POSITIVE
 
 import dumpscope.signatures as signatures_mod
 from dumpscope.cli import main
+from dumpscope.verdict import Confidence, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 # issue 3 "Output" (at least these) plus the fields the brief adds, and the schema tag.
@@ -193,3 +195,94 @@ def test_subprocess_bad_input_no_traceback_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr == f"dumpscope: error: {binary}: binary file (NUL bytes)\n"
     assert [json.loads(x)["status"] for x in proc.stdout.splitlines()] == ["error", "ok"]
+
+
+# --- cached re-runs through the CLI ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", [["-f", "json"], ["-f", "table"], ["-f", "csv"], ["--summary"], ["--summary", "-f", "json"],
+                                 ["-f", "text"]])
+def test_a_cached_rerun_prints_what_a_fresh_run_prints(fmt: list[str], tmp_path: Path, capsys, monkeypatch) -> None:
+    import dumpscope.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "RACY_NS", -10**18)  # trust the stamps of files written just now
+    d = tmp_path / "dumps"
+    (d / "z").mkdir(parents=True)
+    (d / "a-positive.txt").write_text(POSITIVE)
+    (d / "b-other.txt.gz").write_bytes(gzip.compress(OTHER.encode(), mtime=0))  # a read note
+    (d / "c-prose.txt").write_text("hello\nnot a transcript\n")  # an error verdict, cached
+    (d / "d-empty.txt").write_bytes(b"")  # an error row, never cached
+    (d / "z" / "e-positive-copy.txt").write_text(POSITIVE)  # same content as a-positive.txt
+    db = str(tmp_path / "c.db")
+    fresh = run(["triage", *fmt, str(d)], capsys, monkeypatch)
+    first = run(["triage", *fmt, "--cache", db, str(d)], capsys, monkeypatch)
+    import dumpscope.triage as triage_mod
+
+    calls: list[str] = []
+    real = triage_mod.triage_text
+    monkeypatch.setattr(triage_mod, "triage_text", lambda t, s="<input>": calls.append(s) or real(t, s))
+    again = run(["triage", *fmt, "-j", "1", "--cache", db, str(d)], capsys, monkeypatch)
+    assert calls == []  # every row but the empty file came from the cache
+    assert fresh == first == again
+    assert fresh[0] == 1 and "c-prose.txt: no mdb output" in fresh[2] and "d-empty.txt: empty file" in fresh[2]
+
+
+def test_a_changed_file_is_triaged_again_through_the_cli(tmp_path: Path, capsys, monkeypatch) -> None:
+    import dumpscope.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "RACY_NS", -10**18)
+    d = tmp_path / "dumps"
+    d.mkdir()
+    (d / "a.txt").write_text(POSITIVE)
+    (d / "b.txt").write_text(OTHER)
+    db = str(tmp_path / "c.db")
+    _, before, _ = run(["triage", "-f", "json", "--cache", db, str(d)], capsys, monkeypatch)
+    (d / "b.txt").write_text(OTHER.replace("from cn7", "from cn9"))
+    _, after, _ = run(["triage", "-f", "json", "--cache", db, str(d)], capsys, monkeypatch)
+    _, fresh, _ = run(["triage", "-f", "json", str(d)], capsys, monkeypatch)
+    assert after == fresh
+    hosts = [json.loads(line)["host"] for line in after.splitlines()]
+    assert hosts == ["dent", "cn9"] and [json.loads(line)["host"] for line in before.splitlines()] == ["dent", "cn7"]
+    _, table, _ = run(["triage", "-f", "table", "--cache", db, str(d)], capsys, monkeypatch)
+    _, fresh_table, _ = run(["triage", "-f", "table", str(d)], capsys, monkeypatch)
+    assert table == fresh_table
+
+
+def _table_verdicts() -> list[Verdict]:
+    ok = Verdict("dumps/a.txt", "ok", platform="joyent_20180216T202957Z", signature="illumos-12476",
+                 confidence=Confidence.LIKELY, bucket="9bcae4dcf7", title="cyclic reprogramming can race with removal")
+    return [ok, Verdict("dumps/b.txt", "error", error="empty file", title="error: empty file"),
+            Verdict("x" * 90, "ok", bucket="0123456789", title="t")]
+
+
+@pytest.mark.parametrize("odd", [
+    None,  # plain ASCII: the fast layout
+    {"source": "dumps/\u4e2d\u6587.txt"},  # wide characters: two columns each
+    {"title": "cafe\u0301 combining"},  # a combining accent: no column
+    {"title": "  blank around  "},  # tabulate strips cell edges
+    {"source": "tab\there \x1b[31m"},  # control characters, escaped to printable text
+    {"platform": ""},  # an empty cell shows '-'
+    {"title": "nul \x00 inside"},  # escaped like any control character
+])
+def test_the_fast_table_is_the_tabulate_table(odd: dict[str, str] | None) -> None:
+    from dumpscope.cli import _render_table
+    from dumpscope.render import render_table
+
+    rows = _table_verdicts()
+    if odd is not None:
+        rows.append(dataclasses.replace(rows[0], **odd))  # type: ignore[arg-type]
+    assert _render_table(rows) == render_table(rows)
+    assert _render_table([]) == render_table([])
+
+
+def test_plain_rows_do_not_go_through_tabulate(monkeypatch) -> None:
+    import dumpscope.render as render_mod
+    from dumpscope.cli import _render_table
+
+    want = render_mod.render_table(_table_verdicts())
+
+    def refuse(verdicts):  # type: ignore[no-untyped-def]
+        raise AssertionError("tabulate used for plain rows")
+
+    monkeypatch.setattr(render_mod, "render_table", refuse)
+    assert _render_table(_table_verdicts()) == want
