@@ -29,6 +29,7 @@ __all__ = [
     "describe",
     "enabled",
     "initial",
+    "shape",
     "step",
     "terminal",
 ]
@@ -562,18 +563,63 @@ def check_invariants(state: State, config: Config) -> None:
     # 7. (pre-fix, every RP needs the cyclic in the heap) is the kernel's own check: RP panics.
 
 
+# ---------------------------------------------------------------- shape (memoisation key)
+
+
+def _time_class(value: int, below: int) -> int:
+    # Expiry times meet only _NOT_DUE (the omni cyclic's) and CY_INFINITY: every time below _NOT_DUE
+    # behaves alike, and so does every time above CY_INFINITY.
+    if value < _NOT_DUE:
+        return below
+    return min(value, CY_INFINITY + 1)
+
+
+def shape(config: Config) -> Config:
+    """The canonical config that runs through the same states as `config`, up to labels.
+
+    The model compares cyclic indices only for identity, and the callout's expiry times only with the
+    omni cyclic's (_NOT_DUE) and with CY_INFINITY; cyp_cyclics' order decides only which broken
+    invariant is named first. So a config with the callout at index 1, the remover's other target (if
+    any) at 2, each time replaced by a representative of its class, and no names reaches the same
+    events, outcomes and flags; a run can be memoised on its shape. Error texts and step text carry
+    indices and names, so they must come from the real config (describe takes the shape as `model`).
+    """
+    target = config.target
+    if target is None:
+        remove_ndx: int | None = None
+    elif target == config.ndx:
+        remove_ndx = -1
+    else:
+        remove_ndx = 2
+    return Config(
+        fixed=config.fixed,
+        fires=config.fires,
+        ndx=1,
+        remove_ndx=remove_ndx,
+        local=config.local,
+        rearms=config.rearms,
+        expire=_time_class(config.expire, 1000),
+        rearm_at=_time_class(config.rearm_at, 2000),
+    )
+
+
 # ---------------------------------------------------------------- step text
 
 
-def describe(before: State, config: Config, event: Event, after: State) -> str:
-    """One line for a step, filled with the configuration's values (cpu address, index, names)."""
+def describe(before: State, config: Config, event: Event, after: State, model: Config | None = None) -> str:
+    """One line for a step, filled with the configuration's values (cpu address, index, names).
+
+    `model` is the config the states were computed with when that is `shape(config)` (a memoised
+    run); the text still comes from `config`.
+    """
     cpu = "X" if config.cpu is None else f"{config.cpu:x}"
     k = f"cyclic {config.ndx:#x}"
     hn = config.handler_name
     b, a = before.cpu, after.cpu
+    own = (model or config).ndx  # the callout's index in the states' own labels
     if event is Event.F:
-        pend = a.cyclic(config.ndx).pend
-        q = ", queued for cyclic_softint" if not b.cyclic(config.ndx).queued and pend == 1 else ""
+        pend = a.cyclic(own).pend
+        q = ", queued for cyclic_softint" if not b.cyclic(own).queued and pend == 1 else ""
         return f"F cyclic_fire on cpu {cpu}: {k} expired, cy_pend={pend}{q}"
     if event is Event.S:
         return f"S cyclic_softint on cpu {cpu}: dequeues {k}, calls {hn}"
@@ -588,7 +634,7 @@ def describe(before: State, config: Config, event: Event, after: State) -> str:
         )
         if after.outcome is Outcome.PANIC:
             return f'{head}: {k} not in heap: panic "{after.panic}"'
-        if b.in_heap(config.ndx):
+        if b.in_heap(own):
             return f"{head}: {k} re-armed"
         return f"{head}: {k} not in heap, cyp_rpend={b.rpend}: returns B_FALSE, glue ignores it"
     if event is Event.HR:
@@ -602,7 +648,7 @@ def describe(before: State, config: Config, event: Event, after: State) -> str:
                 f"C cyclic_softint on cpu {cpu}: cy_pend=0 while CYS_REMOVING → "
                 f"cyclic_remove_pend, {n} extra call{'s' if n != 1 else ''}"
             )
-        old, new = b.cyclic(config.ndx).pend, a.cyclic(config.ndx).pend
+        old, new = b.cyclic(own).pend, a.cyclic(own).pend
         again = f", calls {hn} again" if new > 0 else ""
         return f"C cyclic_softint on cpu {cpu}: cy_pend {old}→{new}{again}"
     sema = "cpu+0xa0" if config.cpu is None else f"{config.cpu + SEMA_OFFSET:x}"

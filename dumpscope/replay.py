@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from dumpscope.cyclic import (
     describe,
     enabled,
     initial,
+    shape,
     step,
 )
 
@@ -103,27 +105,47 @@ def _config(s: Scenario, fixed: bool) -> Config:
     )
 
 
-def _run(s: Scenario, fixed: bool) -> Run:
+def _run(s: Scenario, fixed: bool, schedules: bool = True) -> Run:
     config = _config(s, fixed)
+    sequence = _TWO_PENDING if s.two_pending else _ONE_PENDING
+    model = shape(config)
+    try:
+        steps, end = _trace(model, sequence)
+    except Exception:  # noqa: BLE001 - re-run with the dump's values: they name the broken invariant
+        model = config
+        steps, end = _trace.__wrapped__(config, sequence)
+    if not schedules:
+        return _as_run(end, ())
+    # the step text is the dump's own (addresses, index, names); only the states are shared
+    return _as_run(end, tuple(describe(before, config, ev, after, model) for before, ev, after in steps))
+
+
+# Why a cache: a run depends only on the config's shape (cyclic.shape), and a bulk triage replays
+# thousands of dumps that share a handful of shapes.
+@functools.lru_cache(maxsize=256)
+def _trace(
+    config: Config, sequence: tuple[Event, ...]
+) -> tuple[tuple[tuple[State, Event, State], ...], State]:
+    # The inferred sequence as far as the model allows, then a deterministic finish: handler work
+    # first, then the remover (enabled() order). Returns each step (before, event, after) and the end.
     state = initial(config)
-    steps: list[str] = []
+    steps: list[tuple[State, Event, State]] = []
 
     def take(ev: Event) -> None:
         nonlocal state
         nxt = step(state, config, ev)
-        steps.append(describe(state, config, ev, nxt))
+        steps.append((state, ev, nxt))
         state = nxt
 
-    for ev in _TWO_PENDING if s.two_pending else _ONE_PENDING:
+    for ev in sequence:
         if ev in _REMOVER_EVENTS and config.target is None:
             continue  # the remover works on another CPU's cyc_cpu_t
         if ev not in enabled(state, config):
             break  # the sequence cannot go on (e.g. it already panicked)
         take(ev)
-    # Finish deterministically: handler work first, then the remover (enabled() order).
     while enabled(state, config):
         take(enabled(state, config)[0])
-    return _as_run(state, tuple(steps))
+    return tuple(steps), state
 
 
 def _as_run(state: State, steps: tuple[str, ...]) -> Run:
@@ -161,19 +183,21 @@ def _value_contradictions(s: Scenario) -> list[str]:
     return out
 
 
-def replay(s: Scenario) -> Replay:
+def replay(s: Scenario, schedules: bool = True) -> Replay:
     """Replay the inferred sequence with the dump's values on the buggy and the fixed model.
 
     Confirms only if the buggy run ends as the dump shows (the same panic string, the remover
     blocked in sema_p for the same cpu/index, the panic in cyclic_reprogram_cyclic on that CPU,
     through cyclic_remove_pend exactly when the dump has that frame) and the fixed run ends ok.
     A state the model cannot reach gives confirmed=False with the reason; it never raises for that.
+    With `schedules` False each Run's schedule is left empty: the verdict and reason are the same,
+    without the step text (triage shows only the reason).
     """
     problems = _value_contradictions(s)
     if s.ndx < 0:
         empty = Run(outcome=Outcome.OK, panic_message=None, schedule=())
         return Replay(False, "not replayed: " + "; ".join(problems), empty, empty, s)
-    buggy, fixed = _run(s, fixed=False), _run(s, fixed=True)
+    buggy, fixed = _run(s, False, schedules), _run(s, True, schedules)
     where = f"cpu {s.cpu:x}, cyclic {s.ndx:#x}"
     if s.remover_cpu is not None and s.remover_cpu != s.cpu:
         problems.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
@@ -22,8 +23,10 @@ from dumpscope.cyclic import (
     Sema,
     State,
     check_invariants,
+    describe,
     enabled,
     initial,
+    shape,
     step,
 )
 from dumpscope.errors import ModelInvariantError
@@ -257,3 +260,63 @@ def test_invariant_errors_name_object_and_field() -> None:
             check_invariants(state, cfg)
         assert (err.value.obj, err.value.field) == (obj, field), str(err.value)
         assert str(err.value).startswith(f"{obj}.{field}: ")
+
+
+# --- shape: the memoisation key of a run ---------------------------------------------------------------
+
+_TIMES = (0, 5, 2000, CY_INFINITY - 2, CY_INFINITY - 1, CY_INFINITY, CY_INFINITY + 1, (1 << 64) - 1)
+
+
+def _configs() -> list[Config]:
+    rng = random.Random(12476)
+    out = [buggy(), fixed(), buggy(fires=2), fixed(fires=2, remove_ndx=None), fixed(remove_ndx=OTHER)]
+    for _ in range(160):
+        ndx = rng.choice((0, 1, 2, NDX))
+        out.append(Config(
+            fixed=rng.random() < 0.5, fires=rng.choice((1, 2)), ndx=ndx,
+            remove_ndx=rng.choice((None, -1, 0, 1, 2, NDX, 7)), local=rng.random() < 0.7,
+            rearms=rng.random() < 0.8, expire=rng.choice((1000, 1000, 1000, 0, CY_INFINITY - 1, CY_INFINITY)),
+            rearm_at=rng.choice(_TIMES), cpu=rng.choice((None, 0xFFFFFDC5496F0D40)),
+            cyclic_id=rng.choice((None, 0xFFFFFDCE41A295C0)), handler_name="vhpet_handler",
+            remover_name="thread fffffe55d37b8080",
+        ))
+    return out
+
+
+@pytest.mark.parametrize("config", _configs())
+def test_shape_runs_through_the_same_steps(config: Config) -> None:
+    # Every schedule, in lockstep on the config and on its shape: the same events are enabled, each
+    # step reads the same (describe with model=shape), and an invariant breaks in both or neither.
+    model = shape(config)
+    try:
+        start = initial(config)
+    except ModelInvariantError:
+        with pytest.raises(ModelInvariantError):
+            initial(model)
+        return
+    todo = [(start, initial(model))]
+    seen = set(todo)
+    while todo:
+        real, canon = todo.pop()
+        assert enabled(real, config) == enabled(canon, model)
+        assert (real.outcome, real.panic, real.panic_site, real.panic_in_pend, real.remover) == (
+            canon.outcome, canon.panic, canon.panic_site, canon.panic_in_pend, canon.remover)
+        for ev in enabled(real, config):
+            try:
+                nxt = step(real, config, ev)
+            except ModelInvariantError:
+                with pytest.raises(ModelInvariantError):
+                    step(canon, model, ev)
+                continue
+            cnxt = step(canon, model, ev)
+            assert describe(real, config, ev, nxt) == describe(canon, config, ev, cnxt, model)
+            if (nxt, cnxt) not in seen:
+                seen.add((nxt, cnxt))
+                todo.append((nxt, cnxt))
+
+
+def test_shape_forgets_labels_and_names() -> None:
+    a = shape(buggy(cpu=0xFFFFFDC5496F0D40, handler_name="vhpet_handler"))
+    b = shape(Config(fixed=False, ndx=7, rearm_at=0x2CC15105498, remover_name="thread 1"))
+    assert a == b and a.ndx == 1 and a.cpu is None
+    assert shape(buggy(remove_ndx=5)).target == 2 and shape(buggy(remove_ndx=None)).target is None

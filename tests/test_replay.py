@@ -7,8 +7,20 @@ from dataclasses import replace
 
 import pytest
 
-from dumpscope.cyclic import Outcome
-from dumpscope.replay import Scenario, render_replay_text, replay, replay_to_json
+from dumpscope.cyclic import Outcome, describe, enabled, initial, step
+from dumpscope.replay import (
+    _ONE_PENDING,
+    _REMOVER_EVENTS,
+    _TWO_PENDING,
+    Run,
+    Scenario,
+    _as_run,
+    _config,
+    _trace,
+    render_replay_text,
+    replay,
+    replay_to_json,
+)
 
 # Values copied by hand from the vhpet dump in /work/shared/reference/illumos-12476-bug-report.txt:
 #   cyclic_reprogram_cyclic+0x97(fffffdc5496f0d40, c3, 370a98496f2f04)
@@ -123,3 +135,53 @@ def test_replay_json_and_text() -> None:
     assert text.startswith("replay of illumos 12476 on cpu fffffdc5496f0d40, cyclic 0xc3")
     assert ": confirmed" in text and " 6. RP vhpet_handler" in text
     assert "not confirmed" in render_replay_text(replay(replace(SEED, remover_blocked=False)))
+
+
+def _reference_run(s: Scenario, fixed: bool) -> Run:
+    # the run stepped out with the dump's own values, no memoisation (replay's definition of a run)
+    config = _config(s, fixed)
+    state = initial(config)
+    steps: list[str] = []
+    sequence = _TWO_PENDING if s.two_pending else _ONE_PENDING
+    for ev in sequence:
+        if ev in _REMOVER_EVENTS and config.target is None:
+            continue
+        if ev not in enabled(state, config):
+            break
+        nxt = step(state, config, ev)
+        steps.append(describe(state, config, ev, nxt))
+        state = nxt
+    while enabled(state, config):
+        ev = enabled(state, config)[0]
+        nxt = step(state, config, ev)
+        steps.append(describe(state, config, ev, nxt))
+        state = nxt
+    return _as_run(state, tuple(steps))
+
+
+_SCENARIOS = [
+    SEED, SEED_MINIMAL, replace(SEED, two_pending=True), replace(SEED, ndx=0, remover_ndx=0),
+    replace(SEED, ndx=1, remover_ndx=0), replace(SEED, remover_ndx=0xC4), replace(SEED, remover_cpu=CPU + 0x1000),
+    replace(SEED, local=False), replace(SEED, expire=(1 << 63) - 2), replace(SEED, expire=(1 << 63) - 1),
+    replace(SEED, expire=(1 << 64) - 1), replace(SEED, two_pending=True, expire=(1 << 63) - 1),
+    replace(SEED, handler="vatpit_callout_handler", remover_thread=None, remover_process=None),
+]
+
+
+@pytest.mark.parametrize("scenario", _SCENARIOS)
+def test_memoised_runs_equal_the_dumps_own(scenario: Scenario) -> None:
+    # runs are memoised by their shape; the schedule text must still be the dump's own, cold or warm
+    _trace.cache_clear()
+    for _ in range(2):
+        r = replay(scenario)
+        assert r.buggy == _reference_run(scenario, False)
+        assert r.fixed == _reference_run(scenario, True)
+
+
+@pytest.mark.parametrize("scenario", _SCENARIOS)
+def test_without_schedules_the_verdict_is_the_same(scenario: Scenario) -> None:
+    full, bare = replay(scenario), replay(scenario, schedules=False)
+    assert (bare.confirmed, bare.reason, bare.scenario) == (full.confirmed, full.reason, full.scenario)
+    assert replace(bare.buggy, schedule=full.buggy.schedule) == full.buggy
+    assert replace(bare.fixed, schedule=full.fixed.schedule) == full.fixed
+    assert bare.buggy.schedule == bare.fixed.schedule == ()
