@@ -17,6 +17,7 @@ __all__ = [
     "bucket",
     "crash_frames",
     "frame_name",
+    "is_meaningful",
     "is_plumbing",
     "is_unresolved",
     "meaningful_frames",
@@ -52,23 +53,52 @@ def _irrelevant() -> re.Pattern[str]:
 
 def is_unresolved(frame: Frame) -> bool:
     """True for a raw address, or a console frame mis-symbolized with an impossibly large offset."""
-    if frame.unresolved or frame.function.startswith("0x"):
+    if _unresolved_name(frame.function):
         return True
     return frame.offset is not None and frame.offset >= MISSYMBOLIZED_OFFSET
 
 
 def is_plumbing(frame: Frame) -> bool:
     """True when the frame is panic/trap/interrupt/sleep plumbing listed in data/irrelevant_frames.txt."""
-    fn = frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]
+    return _plumbing_name(frame.function, frame.module)
+
+
+# Why caches: every triage asks these of the same few hundred kernel function names, over and over
+# (bucket, panic thread, each anchored signature); both answers depend on the names alone.
+@functools.lru_cache(maxsize=16384)
+def _unresolved_name(function: str) -> bool:
+    return Frame(0, function).unresolved or function.startswith("0x")
+
+
+@functools.lru_cache(maxsize=16384)
+def _plumbing_name(function: str, module: str | None) -> bool:
+    fn = function.lstrip("~")[:MAX_SUBJECT_LENGTH]
     plumbing = _irrelevant().fullmatch
     if plumbing(fn):
         return True
-    return bool(frame.module) and bool(plumbing(f"{frame.module}:{fn}") or plumbing(f"{frame.module}`{fn}"))
+    return bool(module) and bool(plumbing(f"{module}:{fn}") or plumbing(f"{module}`{fn}"))
+
+
+@functools.lru_cache(maxsize=16384)
+def _dull_name(function: str, module: str | None) -> bool:
+    # unresolved or plumbing, whatever the offset: one cache lookup per frame in meaningful_frames
+    return _unresolved_name(function) or _plumbing_name(function, module)
+
+
+def is_meaningful(frame: Frame) -> bool:
+    """True when the frame says where a crash happened: neither unresolved nor plumbing."""
+    return not _dull_name(frame.function, frame.module) and (
+        frame.offset is None or frame.offset < MISSYMBOLIZED_OFFSET
+    )
 
 
 def meaningful_frames(frames: Iterable[Frame]) -> tuple[Frame, ...]:
     """The frames that say where the crash happened: plumbing and unresolved addresses dropped."""
-    return tuple(f for f in frames if not is_unresolved(f) and not is_plumbing(f))
+    dull = _dull_name
+    return tuple(
+        f for f in frames
+        if not dull(f.function, f.module) and (f.offset is None or f.offset < MISSYMBOLIZED_OFFSET)
+    )
 
 
 def frame_name(frame: Frame) -> str:
@@ -118,6 +148,13 @@ def normalise_message(message: str | None) -> str:
     """The panic message with addresses and numbers masked, so the same crash gets the same text."""
     if not message:
         return ""
+    return _normalise(message[:MAX_SUBJECT_LENGTH])  # only this much is read: a bounded cache key
+
+
+# Why a cache: in a bulk run most dumps share a handful of panic messages, and bucket and title
+# both normalise the same one.
+@functools.lru_cache(maxsize=4096)
+def _normalise(message: str) -> str:
     text = _SPACE.sub(" ", message[:MAX_SUBJECT_LENGTH]).strip()
     text = text.replace("\\x0a", "").rstrip()
     text = _KEYED.sub(lambda m: f"{m.group(1)}=N", text)

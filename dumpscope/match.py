@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain
+from operator import attrgetter
 
-from dumpscope.bucket import crash_frames, is_unresolved, meaningful_frames
-from dumpscope.dump import Dump, Frame, Thread
+from dumpscope.bucket import crash_frames, is_meaningful, is_unresolved, meaningful_frames
+from dumpscope.dump import Dump, Frame, Stack, Thread
 from dumpscope.signatures import (
     MAX_SUBJECT_LENGTH,
+    CrashSpec,
     FramePattern,
     Kind,
     Operand,
@@ -89,8 +94,23 @@ class Match:
 
 def _frame_matches(pat: FramePattern, frame: Frame) -> bool:
     # the name test first: it rejects nearly every frame, and is cheaper than the unresolved test
-    if pat.function.fullmatch(frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) is None:
+    lits = pat.literals
+    if lits is not None:
+        if not _in(frame.function, lits):
+            return False
+    elif pat.function.fullmatch(frame.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) is None:
         return False
+    return _frame_ok(pat, frame)
+
+
+def _in(function: str, names: frozenset[str]) -> bool:
+    # fullmatch of a plain-names pattern against the '~'-stripped name (names hold no '~', and none is
+    # longer than the subject cut, so cutting cannot matter)
+    return function in names or (function[:1] == "~" and function.lstrip("~") in names)
+
+
+def _frame_ok(pat: FramePattern, frame: Frame) -> bool:
+    # the tests after the name: a resolved frame, and a module that agrees when both show one
     if is_unresolved(frame):
         return False
     # $C prints bare function names (module None); console tracebacks print 'module:function'.
@@ -109,10 +129,10 @@ def match_frames(
     """
     pos = 0
     if anchored:
-        first = meaningful_frames(frames)
-        if not first or not _frame_matches(patterns[0], first[0]):
+        first = next((i for i, f in enumerate(frames) if is_meaningful(f)), None)
+        if first is None or not _frame_matches(patterns[0], frames[first]):
             return None
-        pos = next(i for i, f in enumerate(frames) if f is first[0])
+        pos = first
     out: list[tuple[FramePattern, Frame]] = []
     for k, pat in enumerate(patterns):
         if not pat.optional:
@@ -135,8 +155,16 @@ def match_frames(
 
 
 def _find(pat: FramePattern, frames: Sequence[Frame], start: int, stop: int) -> int | None:
+    lits = pat.literals
+    if lits is None:
+        for j in range(start, stop):
+            if _frame_matches(pat, frames[j]):
+                return j
+        return None
+    # the common case, a plain name: a set lookup per frame, inlined (this loop is the matcher's hot spot)
     for j in range(start, stop):
-        if _frame_matches(pat, frames[j]):
+        fn = frames[j].function
+        if (fn in lits or (fn[:1] == "~" and fn.lstrip("~") in lits)) and _frame_ok(pat, frames[j]):
             return j
     return None
 
@@ -204,10 +232,7 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
     named: tuple[tuple[str, Frame], ...] = ()
     if frames:
         hit = match_frames(crash.frames, frames, crash.anchored)
-        excluded = [
-            f for f in frames
-            if any(p.fullmatch(f.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) for p in crash.exclude)
-        ]
+        excluded = _excluded(crash, frames)
         stack_ok = hit is not None and not excluded
         if hit is not None and not excluded:
             named = _named(hit)
@@ -286,6 +311,19 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
     )
 
 
+def _excluded(crash: CrashSpec, frames: Sequence[Frame]) -> list[Frame]:
+    # the frames whose function the signature excludes, in stack order
+    if not crash.exclude:
+        return []
+    names = crash.exclude_names
+    if names is not None:
+        return [f for f in frames if _in(f.function, names)]
+    return [
+        f for f in frames
+        if any(p.fullmatch(f.function.lstrip("~")[:MAX_SUBJECT_LENGTH]) for p in crash.exclude)
+    ]
+
+
 def _match_hang(dump: Dump, sig: Signature) -> Match | None:
     msg, msg_line = _message(dump)
     evidence: list[Evidence] = []
@@ -295,7 +333,9 @@ def _match_hang(dump: Dump, sig: Signature) -> Match | None:
             return None  # a real panic is not a hang
         msg_ok = True
         evidence.append(Evidence("panic message of a forced dump", (msg_line,) if msg_line else (), True, msg.strip()))
-    for src, frames, thread in _sources(dump, include_panic=True):
+    sources = _sources(dump, include_panic=True)
+    for i in _shaped(sig.crash.frames, sources):
+        src, frames, thread = _source(sources[i])
         hit = match_frames(sig.crash.frames, frames, sig.crash.anchored)
         if hit is None:
             continue
@@ -317,24 +357,61 @@ def _who(thread: Thread | None, src: str, frames: Sequence[Frame]) -> str:
     return f"{src} at line {frames[0].line if frames else 0}"
 
 
-def _sources(dump: Dump, include_panic: bool) -> list[tuple[str, tuple[Frame, ...], Thread | None]]:
+def _sources(dump: Dump, include_panic: bool) -> list[Thread | Stack]:
     # Other threads: ::findstack/::stacks/::threadlist threads, then standalone stacks ($C on an
     # address, or an unprompted block) other than the panic stack.
-    out: list[tuple[str, tuple[Frame, ...], Thread | None]] = []
-    for t in dump.threads:
-        if not include_panic and (t.is_panic or (t.address is not None and t.address == dump.panic_thread_address)):
-            continue
-        out.append((t.kind.value, t.frames, t))
-    for s in dump.stacks:
-        if not include_panic and s is dump.panic_stack:
-            continue
-        out.append(("stack", s.frames, None))
-    return out
+    threads = dump.threads
+    if not include_panic:
+        pta = dump.panic_thread_address
+        threads = tuple(t for t in threads if not (t.is_panic or (t.address is not None and t.address == pta)))
+    stacks = dump.stacks if include_panic else tuple(s for s in dump.stacks if s is not dump.panic_stack)
+    return [*threads, *stacks]
+
+
+def _source(s: Thread | Stack) -> tuple[str, tuple[Frame, ...], Thread | None]:
+    # (kind of output, frames, thread); asked only of the sources that get past _shaped
+    if isinstance(s, Thread):
+        return s.kind.value, s.frames, s
+    return "stack", s.frames, None
+
+
+_FRAMES = attrgetter("frames")
+_FUNCTION = attrgetter("function")
+
+
+def _shaped(patterns: Sequence[FramePattern], sources: Sequence[Thread | Stack]) -> Iterable[int]:
+    """Indices (in order) of the sources whose stacks may match `patterns`: every source that shows a
+    name of the rarest required plain-name pattern; every source when no such test is exact."""
+    # Why: a dump has dozens of sleeping threads and at most a few of the right shape. Every step here
+    # runs at C speed over all frames at once (a Python loop per thread costs more than the matching).
+    needs = [p.literals for p in patterns if not p.optional and p.literals is not None]
+    if not needs:
+        return range(len(sources))
+    names = list(map(_FUNCTION, chain.from_iterable(map(_FRAMES, sources))))
+    counts = Counter(names)
+    if "~" in "".join(counts):
+        return range(len(sources))  # the matcher strips a leading '~'; the raw names would not do
+    rare = min(needs, key=lambda need: sum([counts[n] for n in need]))
+    if not any(counts[n] for n in rare):
+        return ()
+    ends = list(accumulate(map(len, map(_FRAMES, sources))))  # frame positions where each source ends
+    hits: set[int] = set()
+    for name in rare:
+        at = -1
+        while True:
+            try:
+                at = names.index(name, at + 1)
+            except ValueError:
+                break
+            hits.add(bisect_right(ends, at))
+    return sorted(hits)
 
 
 def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: Mapping[str, int]) -> list[Candidate]:
     out = []
-    for src, frames, thread in _sources(dump, include_panic=False):
+    sources = _sources(dump, include_panic=False)
+    for i in _shaped(spec.frames, sources):
+        src, frames, thread = _source(sources[i])
         hit = match_frames(spec.frames, frames)
         if hit is None:
             continue

@@ -11,6 +11,7 @@ import string
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as _field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "check_regex",
     "compile_pattern",
     "fill_template",
+    "literal_names",
     "load_irrelevant_frames",
     "load_signatures",
     "resolve",
@@ -77,6 +79,12 @@ class FramePattern:
     module: re.Pattern[str] | None = None  # fullmatch against Frame.module when the frame shows one
     optional: bool = False  # the frame may be absent (inlined, or a variant of the path)
     line: int = 0  # line of the pattern in its signature file
+    # The names `function` matches when it is plain names joined by '|' ('vhpet_handler|vatpit_...'),
+    # else None. Derived once here so the matcher tests set membership instead of running the regex.
+    literals: frozenset[str] | None = _field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "literals", literal_names(self.function))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +127,16 @@ class CrashSpec:
     bind: tuple[tuple[str, Operand], ...] = ()  # name -> 'frame.argN' of the crash stack
     message_line: int = 0
     frames_line: int = 0
+    # Every name `exclude` matches when each of its patterns is plain names (see literal_names), else
+    # None; derived here once so the matcher need not run each regex on each frame.
+    exclude_names: frozenset[str] | None = _field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        union: frozenset[str] | None = frozenset()
+        for p in self.exclude:
+            names = literal_names(p)
+            union = None if union is None or names is None else union | names
+        object.__setattr__(self, "exclude_names", union)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +169,10 @@ class FixLine:
         if m is None:
             return None
         try:
-            built = _dt.datetime.strptime(m.group("date"), "%Y%m%d").date()
-        except (IndexError, ValueError):
+            built = _build_date(m.group("date"))
+        except IndexError:
+            return None
+        if built is None:
             return None
         fix = f"{self.name} {self.commit[:12]} ({self.date.isoformat()})"
         if built < self.date:
@@ -160,6 +180,15 @@ class FixLine:
         if built > self.date:
             return FixStatus.HAS_FIX, f"{platform} (built {built.isoformat()}) is newer than {fix}"
         return FixStatus.UNKNOWN, f"{platform} was built the day of {fix}; it may or may not have it"
+
+
+@functools.lru_cache(maxsize=4096)
+def _build_date(text: str) -> _dt.date | None:
+    # strptime is slow and a bulk run sees the same few build dates again and again
+    try:
+        return _dt.datetime.strptime(text, "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +298,22 @@ def _walk(items: Sequence[Any], in_repeat: bool) -> str | None:
             if why:
                 return why
     return None
+
+
+_LITERALS_RE = re.compile(r"[A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*")
+
+
+def literal_names(pattern: re.Pattern[str]) -> frozenset[str] | None:
+    """The strings a pattern fullmatches when it is plain names joined by '|', else None.
+
+    Letters, digits and '_' mean themselves in a regex, so for such a pattern `fullmatch(s)` holds
+    exactly when `s` is one of the names (only without flags that change matching, e.g. IGNORECASE).
+    """
+    # (a name longer than MAX_SUBJECT_LENGTH could never match the cut subject)
+    text = pattern.pattern
+    if pattern.flags & ~re.UNICODE or len(text) > MAX_SUBJECT_LENGTH or not _LITERALS_RE.fullmatch(text):
+        return None
+    return frozenset(text.split("|"))
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:

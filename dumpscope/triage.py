@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, meaningful_frames
+from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful
 from dumpscope.dump import Dump
 from dumpscope.errors import DumpscopeError
 from dumpscope.match import Match, hexval, match
@@ -138,9 +138,9 @@ def _panic_thread(dump: Dump) -> str | None:
         parts.append(pt.description)
     if dump.panic_cpu is not None:
         parts.append(f"on cpu {dump.panic_cpu}")
-    frames = meaningful_frames(crash_frames(dump))
-    if frames:
-        parts.append(f"in {frame_name(frames[0])}")
+    first = next((f for f in crash_frames(dump) if is_meaningful(f)), None)
+    if first is not None:
+        parts.append(f"in {frame_name(first)}")
     return " ".join(parts) or None
 
 
@@ -192,7 +192,7 @@ def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[st
     # issue 4: a paired 12476 match is `confirmed` only when the reference model replays the dump's own
     # values to the same end state (and the fixed model does not panic).
     try:
-        result = replay(scenario_12476(m, dump))
+        result = replay(scenario_12476(m, dump), schedules=False)  # the verdict shows only the reason
     except DumpscopeError as exc:  # a model invariant broke: keep the pairing, say why
         return Confidence.PAIRED, None, [f"replay failed ({exc}); not confirmed"]
     line = ("replay confirms: " if result.confirmed else "replay does not confirm: ") + result.reason

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from _dumps import stack, status, thread
-from dumpscope.bucket import bucket, is_unresolved, meaningful_frames, normalise_message
+from dumpscope.bucket import bucket, is_meaningful, is_plumbing, is_unresolved, meaningful_frames, normalise_message
 from dumpscope.dump import Dump, SectionKind
 
 FSS_MSG = 'BAD TRAP: type=e (#pf Page fault) rp={rp} addr={addr} occurred in module "FSS" due to a NULL pointer dereference'
@@ -163,3 +163,23 @@ def test_userland_core_title() -> None:
     d = Dump(status=core, panic_message=core.panic_message, panic_stack=st, stacks=(st,))
     assert bucket(d).title == "userland core: libc mutex system failure: mutex_enter: bad mutex type in pci_nvme_handle_io_cmd"
     assert bucket(replace(d, status=None)).id != bucket(d).id
+
+
+def test_is_meaningful_is_the_meaningful_frames_test() -> None:
+    st = stack("vpanic()\n0xfffffffffb8c2361()\n~mutex_enter+0x10()\nfoo+0x5a(1)\n~bar+0x1()\n"
+               "deadbeefcafe0000()\nbaz+0x1()\n", 1)
+    con = stack("ffffff0006761890 genunix:vcmn_err+38 ()\nffffff0006761890 vmm:vmm_zsd_key+37dddca1 ()\n"
+                "ffffff0006761890 zfs:zio_done+38 ()\n", 20, console=True)
+    for fr in st.frames + con.frames:
+        assert is_meaningful(fr) == (not is_unresolved(fr) and not is_plumbing(fr))
+        # asked twice: the cached answer is the first one
+        assert is_meaningful(fr) == (fr in meaningful_frames([fr, fr]))
+    assert [f.function for f in meaningful_frames(st.frames + con.frames)] == ["~mutex_enter", "foo", "~bar", "baz", "zio_done"]
+
+
+def test_normalise_is_the_same_cold_and_warm() -> None:
+    msg = "BAD TRAP: type=e (#pf Page fault) rp=fffffb04249a8c10 addr=28 occurred in module \"zfs\""
+    first = normalise_message(msg)
+    assert normalise_message(msg) == first == normalise_message(msg + "x" * 0)
+    long = "panic " + "a1 " * 1000
+    assert normalise_message(long) == normalise_message(long + "tail cut off by MAX_SUBJECT_LENGTH")

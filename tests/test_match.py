@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +12,10 @@ from _dumps import frames, stack, status, thread
 from _seeds import REMOVER, REMOVER_ADDR, vatpit, vhpet
 from dumpscope.dump import Dump, SectionKind
 from dumpscope.match import match, match_frames
-from dumpscope.signatures import FramePattern, compile_pattern, signature_set
+from dumpscope.signatures import FramePattern, Signature, compile_pattern, signature_set
 from dumpscope.verdict import Confidence
+
+TRANSCRIPTS = Path(__file__).resolve().parent.parent / "fixtures" / "transcripts"
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +190,76 @@ def test_hang_signature_refuses_a_real_panic() -> None:
     assert m is not None and m.confidence is Confidence.LIKELY and m.stuck_thread is th
     assert "fffffe595a3dabe0::findstack -v" in m.hints
     assert match(replace(hung, panic_message="kernel heap corruption detected"), sig) is None
+
+
+# --- the fast paths give the matcher's own answers ----------------------------------------------------
+
+def _regex_only(sig: Signature) -> Signature:
+    # the same signature with every plain-name pattern wrapped in a group, so no set lookup, exclude
+    # set or thread prefilter applies: the matcher's reference answers
+    def pats(ps: tuple[FramePattern, ...]) -> tuple[FramePattern, ...]:
+        return tuple(replace(p, name=p.name or p.function.pattern, function=re.compile(f"(?:{p.function.pattern})"))
+                     for p in ps)
+
+    crash = replace(sig.crash, frames=pats(sig.crash.frames),
+                    exclude=tuple(re.compile(f"(?:{p.pattern})") for p in sig.crash.exclude))
+    slow = replace(sig, crash=crash, threads=tuple(replace(t, frames=pats(t.frames)) for t in sig.threads))
+    assert all(p.literals is None for p in slow.crash.frames) and slow.crash.exclude_names in (None, frozenset())
+    return slow
+
+
+def _tilde(text: str) -> str:
+    # '~' before every function name, as some mdb output marks a frame; the matcher strips it
+    return re.sub(r"^(\s*[0-9a-f]{16} )", r"\1~", text, flags=re.M)
+
+
+def _variants() -> list[Dump]:
+    sleeping = "\n".join("                 " + f for f in ("swtch+0x141", "sema_p+0x1d7", "biowait+0xa4"))
+    remover_stacks = "\n".join(
+        "                 " + f for f in ("swtch+0x141", "sema_p+0x1d7", "cyclic_remove_here+0xac", "cyclic_remove+0x38",
+                                          "vmm_glue_callout_drain+0x27"))
+    padding = tuple(thread(sleeping, 100 + 5 * i, 0xFFFFFE0000000000 + i, SectionKind.STACKS, state="SLEEP")
+                    for i in range(6))
+    d = vhpet()
+    return [
+        d, vatpit(), vhpet(_tilde(REMOVER)),
+        replace(d, threads=padding + d.threads + padding),
+        replace(d, threads=padding + (thread(remover_stacks, 90, 0xFFFFFF0449D3A0C0, SectionKind.STACKS),) + d.threads),
+        replace(d, threads=()),
+        replace(vatpit(), threads=padding),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_set_lookups_and_prefilter_agree_with_the_regexes(index: int) -> None:
+    d = _variants()[index]
+    for sig in signature_set():
+        fast, slow = match(d, sig), match(d, _regex_only(sig))
+        assert (fast is None) == (slow is None), sig.id
+        if fast is not None and slow is not None:
+            assert replace(slow, signature=sig) == fast, sig.id
+
+
+def test_fixtures_match_as_with_the_regexes() -> None:
+    pytest.importorskip("dumpscope.parse")
+    from dumpscope.parse import parse_transcript
+
+    for path in sorted(TRANSCRIPTS.glob("*.txt")):
+        d = parse_transcript(path.read_text(encoding="utf-8", errors="replace"), path.name)
+        for sig in signature_set():
+            fast, slow = match(d, sig), match(d, _regex_only(sig))
+            assert (None if slow is None else replace(slow, signature=sig)) == fast, (path.name, sig.id)
+
+
+def test_tilde_names_still_pair(sig12476) -> None:  # type: ignore[no-untyped-def]
+    m = match(vhpet(_tilde(REMOVER)), sig12476)
+    assert m is not None and m.confidence is Confidence.PAIRED
+
+
+def test_excluded_frame_found_by_name_with_tilde(sig12476) -> None:  # type: ignore[no-untyped-def]
+    text = "vpanic()\ncyclic_reprogram_cyclic+0x97(fffffdc5496f0d40, c3, 1)\n~cyclic_reprogram_xcall+0x1a(1)\n"
+    st = stack(text, 1)
+    d = Dump(panic_message="attempt to reprogram non-existent cyclic", panic_message_line=1, panic_stack=st, stacks=(st,))
+    m = match(d, sig12476)
+    assert m is not None and m.confidence is Confidence.POSSIBLE
+    assert any("cyclic_reprogram_xcall" in n for n in m.notes)

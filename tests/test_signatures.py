@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ from conftest import TRANSCRIPTS, read_expect, read_text
 from dumpscope.errors import SignatureFileError
 from dumpscope.signatures import (
     MAX_PATTERN_LENGTH,
+    CrashSpec,
+    FramePattern,
     check_regex,
+    literal_names,
     load_irrelevant_frames,
     load_signatures,
     signature_set,
@@ -203,3 +207,37 @@ def test_super_linear_regexes_are_rejected(pattern: str) -> None:
                                      "joyent_(?P<date>[0-9]{8})T[0-9]{6}Z", "^BAD TRAP: .* occurred", "[a-z_]+"])
 def test_ordinary_regexes_are_accepted(pattern: str) -> None:
     assert check_regex(pattern) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "names"),
+    [
+        ("sema_p", {"sema_p"}),
+        ("vhpet_handler|vatpit_callout_handler", {"vhpet_handler", "vatpit_callout_handler"}),
+        ("vlapic_[a-z_]+", None),
+        ("foo.bar", None),  # '.' is any character
+        ("foo$", None),
+        ("(?i)foo", None),
+        ("foo|", None),  # the empty alternative matches ''
+    ],
+)
+def test_literal_names_only_for_plain_names(pattern: str, names: set[str] | None) -> None:
+    got = literal_names(re.compile(pattern))
+    assert got == (None if names is None else frozenset(names))
+    assert literal_names(re.compile(pattern, re.IGNORECASE)) is None
+    if got is not None:  # exactly the strings the regex fullmatches
+        for probe in [*got, "x", "", pattern, pattern.upper(), next(iter(got)) + "_"]:
+            assert (probe in got) == bool(re.fullmatch(pattern, probe))
+
+
+def test_derived_name_sets_of_the_shipped_signatures() -> None:
+    sig = signature_set().get("illumos-12476")
+    assert sig is not None
+    assert sig.crash.frames[0].literals == frozenset({"cyclic_reprogram_cyclic"})
+    assert sig.crash.frames[3].literals is None  # 'vlapic_[a-z_]+' needs the regex
+    assert sig.crash.exclude_names == frozenset({"cyclic_reprogram_xcall"})
+    pat = FramePattern("x", re.compile("x"))
+    assert pat.literals == frozenset({"x"}) and pat == FramePattern("x", re.compile("x"))
+    mixed = CrashSpec(None, False, (pat,), exclude=(re.compile("a"), re.compile("b[0-9]")))
+    assert mixed.exclude_names is None
+    assert CrashSpec(None, False, (pat,), exclude=(re.compile("a"), re.compile("b|c"))).exclude_names == {"a", "b", "c"}

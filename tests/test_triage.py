@@ -49,8 +49,8 @@ def test_vhpet_seed_with_remover_is_paired_or_confirmed() -> None:
 def test_paired_stays_paired_when_replay_does_not_confirm(monkeypatch: pytest.MonkeyPatch) -> None:
     real = triage_mod.replay
 
-    def refuse(s):  # type: ignore[no-untyped-def]
-        r = real(s)
+    def refuse(s, **kw):  # type: ignore[no-untyped-def]
+        r = real(s, **kw)
         return dataclasses.replace(r, confirmed=False, reason="the model ends elsewhere")
 
     monkeypatch.setattr(triage_mod, "replay", refuse)
@@ -93,6 +93,8 @@ def test_unrelated_panic_with_remover_in_stacks_does_not_match() -> None:
         ("joyent_20190718T101010Z", FixStatus.UNKNOWN),  # built the day of the fix
         ("joyent_20200424T174452Z", FixStatus.HAS_FIX),
         ("omnios-r151030-521a1fc4d1", FixStatus.UNKNOWN),
+        ("joyent_20191345T000000Z", FixStatus.UNKNOWN),  # no such date: cannot be dated
+        ("joyent_20191345T000000Z", FixStatus.UNKNOWN),  # again: the cached answer is the same
         (None, FixStatus.UNKNOWN),
     ],
 )
