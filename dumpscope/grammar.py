@@ -107,11 +107,12 @@ class TableParser:
         for state, actions in table.states.items():
             row: dict[str, tuple[bool, Any]] = {}
             for symbol, (action, arg) in actions.items():
+                symbol = str(symbol)  # lark.Token names compare in Python; plain str keys in C
                 if action is Shift:
                     row[symbol] = (True, arg)
                     continue
                 if arg not in reductions:
-                    name = arg.origin.name
+                    name = str(arg.origin.name)
                     method = _Spliced if name.startswith("_") else getattr(transformer, name, None)
                     if method is None:
                         raise TypeError(f"{type(transformer).__name__} has no method for rule {name!r}")

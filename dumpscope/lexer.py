@@ -81,8 +81,22 @@ def split_lines(text: str) -> list[str]:
 
 def needs_cleaning(text: str) -> bool:
     """True when the text holds any paste artefact clean_line() removes (most mdb output has none)."""
-    return ("\r" in text or "\x1b" in text or "<br" in text or "<BR" in text or "[ID " in text
-            or "```" in text or "~~~" in text)
+    return ("\r" in text or "\x1b" in text or _has(text, "<br") or _has(text, "<BR") or _has(text, "[ID ")
+            or _has(text, "```") or _has(text, "~~~"))
+
+
+def _has(text: str, needle: str) -> bool:
+    # `needle in text` compares at every position; finding the needle's first character is a memchr,
+    # and these first characters are rare in mdb output, so only a few places are compared.
+    first = needle[0]
+    i = text.find(first)
+    for _ in range(32):
+        if i < 0:
+            return False
+        if text.startswith(needle, i):
+            return True
+        i = text.find(first, i + 1)
+    return i >= 0 and needle in text[i:]  # the character is common here after all
 
 
 def clean_line(line: str) -> str:
@@ -275,7 +289,9 @@ class LineLexer(Lexer):
             return "OTHER", None
         # the terminal found matches by construction (tests/test_grammar.py checks the dispatch against
         # trying every terminal); the loop only keeps a disagreement from losing the line
-        for name, rx in self.terminals[start:]:
+        terminals = self.terminals
+        for j in range(start, len(terminals)):
+            name, rx = terminals[j]
             mm = rx.match(line)
             if mm is not None:
                 return name, mm
@@ -316,6 +332,7 @@ class LineLexer(Lexer):
         run: list[Frame] | None = None  # the run the previous line added to
         run_kind, run_start = "", 0
         classify = self.classify
+        seen = self._seen
         frame_rx = self._by_name.get("FRAME")
         frame_match = frame_rx.match if frame_rx is not None else _no_match
         mdb_frame = _mdb_frame
@@ -323,59 +340,64 @@ class LineLexer(Lexer):
         new = _NEW
         s0, s1, s2, s3, s4, s5 = _SET
         for i, text in enumerate(lines):
-            if not text or text.isspace():
-                name("BLANK")
-                val(None)
-                run = None
-                continue
-            if len(text) > MAX_LINE:
-                data.notes.append(f"line {i + 1} is {len(text)} characters long; kept as raw text")
-                name("OTHER")
-                val(None)
-                run = None
-                continue
-            # the hot path: most lines of a big transcript are complete mdb frames, built right away;
-            # their text is not needed again, so it is released (a big transcript is mostly frames)
-            m = frame_match(text) if "(" in text else None  # every mdb frame line has "("
-            if m is not None:
-                name("FRAME")
-                if m.group("close"):
-                    f = mdb_frame(i + 1, m.groups(), None)
-                    val(f)
-                    lines[i] = RELEASED
-                    if run is not None and run_kind == "FRAME":
-                        run.append(f)
-                    else:
-                        run = runs[i] = [f]
-                        run_kind, run_start = "FRAME", i
-                else:  # a wrapped argument list: the token pass joins it, and walks this run itself
+            sym = symbols.get(text)  # a ::stacks frame line met before: the commonest line there
+            if sym is None:
+                if not text or text.isspace():
+                    name("BLANK")
+                    val(None)
+                    run = None
+                    continue
+                if len(text) > MAX_LINE:
+                    data.notes.append(f"line {i + 1} is {len(text)} characters long; kept as raw text")
+                    name("OTHER")
+                    val(None)
+                    run = None
+                    continue
+                # most lines of a big transcript are complete mdb frames, built right away; their
+                # text is not needed again, so it is released
+                m = frame_match(text) if "(" in text else None  # every mdb frame line has "("
+                if m is not None:
+                    name("FRAME")
+                    if m.group("close"):
+                        f = mdb_frame(i + 1, m.groups(), None)
+                        val(f)
+                        lines[i] = RELEASED
+                        if run is not None and run_kind == "FRAME":
+                            run.append(f)
+                        else:
+                            run = runs[i] = [f]
+                            run_kind, run_start = "FRAME", i
+                    else:  # a wrapped argument list: the token pass joins it, and walks this run itself
+                        val(m)
+                        if run is not None and run_kind == "FRAME":
+                            del runs[run_start]
+                        run = None
+                    continue
+                hit = seen.get(text)  # classify()'s memo, looked up here: most lines repeat
+                k, m = hit if hit is not None else classify(text)
+                if k != "STACKS_FRAME" or m is None or m.string != text:
+                    name(k)
                     val(m)
-                    if run is not None and run_kind == "FRAME":
+                    if run is not None and run_kind == k:  # a frame line seen through a quote: walk the run
                         del runs[run_start]
                     run = None
-                continue
-            k, m = classify(text)
-            name(k)
-            val(m)
-            if k == "STACKS_FRAME" and m is not None and m.string == text:
-                sym = symbols.get(text) or _stacks_symbol(m)
-                f = new(Frame)
-                s0(f, i + 1)
-                s1(f, sym[0])
-                s2(f, sym[1])
-                s3(f, sym[2])
-                s4(f, None)
-                s5(f, None)
-                vals[i] = f
-                if run is not None and run_kind == k:
-                    run.append(f)
-                else:
-                    run = runs[i] = [f]
-                    run_kind, run_start = k, i
+                    continue
+                sym = _stacks_symbol(m)
+            # a ::stacks frame line
+            f = new(Frame)
+            s0(f, i + 1)
+            s1(f, sym[0])
+            s2(f, sym[1])
+            s3(f, sym[2])
+            s4(f, None)
+            s5(f, None)
+            name("STACKS_FRAME")
+            val(f)
+            if run is not None and run_kind == "STACKS_FRAME":
+                run.append(f)
             else:
-                if run is not None and run_kind == k:  # a frame line seen through a quote: walk the run
-                    del runs[run_start]
-                run = None
+                run = runs[i] = [f]
+                run_kind, run_start = "STACKS_FRAME", i
         kinds = _Kinds(names, vals, runs)
         self._truncated_tail(data, kinds)
         yield from self._tokens(data, kinds)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from lark import Token, Transformer
@@ -182,25 +182,25 @@ class _Build(Transformer[Token, Any]):
         return _Item(SectionKind.FINDSTACK, start, end, (t,))
 
     def stacks_group(self, c: list[Token]) -> _Item:
+        # the commonest rule of a big ::stacks: kept lean (no _span, threads built by slot)
+        heads: tuple[LineTok, ...] = c[0].value
         frames: tuple[Frame, ...] = ()
         failure = None
-        heads: list[LineTok] = []
-        for tok in c:
-            if tok.type == "STACKS_GROUP":
-                heads.extend(tok.value)
-            elif tok.type == "STACKS_FRAME":
+        end = heads[-1].line
+        for tok in c[1:]:
+            if tok.type == "STACKS_FRAME":
                 frames = tok.value
+                end = frames[-1].line
             else:
                 failure = tok.value.groups["fail"]
+                end = tok.value.line
         threads = []
         for head in heads:  # every member line of the group has the group's stack
             g = head.groups
-            count = int(g["count"]) if g["count"].isdigit() else None
-            threads.append(Thread(line=head.line, kind=SectionKind.STACKS, address=hex_value(g["addr"]),
-                                  frames=frames, state=g["state"], sobj=g["sobj"], count=count,
-                                  failure=failure, is_panic=g["state"] == "PANIC"))
-        start, end = _span(c)
-        return _Item(SectionKind.STACKS, start, end, tuple(threads))
+            count, state = g["count"], g["state"]
+            threads.append(_stacks_thread(head.line, int(g["addr"], 16), frames, state, g["sobj"],
+                                          int(count) if count.isdigit() else None, failure, state == "PANIC"))
+        return _Item(SectionKind.STACKS, heads[0].line, end, tuple(threads))
 
     def stacks(self, c: list[Any]) -> _Item:
         return self._collect(SectionKind.STACKS, c)
@@ -264,6 +264,23 @@ class _Build(Transformer[Token, Any]):
 
 
 _TRANSFORMER = _Build()
+
+# A ::stacks thread, built slot by slot: the frozen dataclass's __init__ pays object.__setattr__ for
+# each of its 14 fields, and a big ::stacks has a thread per group.
+_THREAD_FIELDS = ("line", "kind", "address", "frames", "description", "state", "sobj", "count", "stack_pointer",
+                  "proc", "lwp", "wchan", "failure", "is_panic")
+if tuple(f.name for f in fields(Thread)) != _THREAD_FIELDS:  # _stacks_thread passes values by position
+    raise TypeError(f"Thread fields changed: {[f.name for f in fields(Thread)]}")
+_THREAD_SLOTS = tuple(getattr(Thread, name).__set__ for name in _THREAD_FIELDS)
+
+
+def _stacks_thread(line: int, address: int, frames: tuple[Frame, ...], state: str, sobj: str,
+                   count: int | None, failure: str | None, is_panic: bool) -> Thread:
+    t: Thread = object.__new__(Thread)
+    for setter, value in zip(_THREAD_SLOTS, (line, SectionKind.STACKS, address, frames, None, state, sobj, count,
+                                             None, None, None, None, failure, is_panic), strict=True):
+        setter(t, value)
+    return t
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:

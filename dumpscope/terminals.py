@@ -43,6 +43,7 @@ class FirstTerminal:
                 continue
             guard = "(?<=[ \\t])" if lead.endswith("+") else ""  # type: ignore[union-attr]
             self._bodies.append((i, guard + body, first, need))
+        self._index = {f"T{i}": i for i in range(len(terminals))}  # group name -> terminal index
         # the earliest terminal in the second alternation: a first match before it needs no second look
         self._whole_first = min((i for i, _, _ in self._wholes), default=len(terminals))
         # alternations built on first use, by the markers a line holds, then by its first character
@@ -71,13 +72,13 @@ class FirstTerminal:
         match = by_char[head] if head in by_char else self._for(head, present) if head else None
         m = match(line) if match is not None else None
         if m is not None:
-            found = int(m.lastgroup[1:])
+            found = self._index[m.lastgroup]
             if found < self._whole_first:
                 return found
         whole = self._whole[present]
         m = whole(line) if whole is not None else None
         if m is not None:
-            index = int(m.lastgroup[1:])
+            index = self._index[m.lastgroup]
             found = index if found is None else min(found, index)
         return found
 
