@@ -282,11 +282,15 @@ class LineLexer(Lexer):
     def _classify(self, line: str) -> tuple[str, re.Match[str] | None]:
         if len(line) > MAX_LINE:
             return "OTHER", None
-        # One pass of the combined regex finds the first terminal that matches (in C); the
-        # terminal's own regex then extracts its named groups.
-        start = self._first(line)
-        if start is None:
+        # FirstTerminal finds the first terminal that matches, in C: the likeliest candidate's own
+        # regex, else one alternation of the others, after which the winner's own regex extracts its
+        # named groups.
+        hit = self._first(line)
+        if hit is None:
             return "OTHER", None
+        start, m = hit
+        if m is not None:
+            return self.terminals[start][0], m
         # the terminal found matches by construction (tests/test_grammar.py checks the dispatch against
         # trying every terminal); the loop only keeps a disagreement from losing the line
         terminals = self.terminals

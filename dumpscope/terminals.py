@@ -27,6 +27,7 @@ class FirstTerminal:
     """
 
     def __init__(self, terminals: tuple[tuple[str, re.Pattern[str]], ...]) -> None:
+        self._own = [rx.match for _, rx in terminals]  # each terminal's own regex, with its named groups
         # (index, body, first characters, required markers)
         self._bodies: list[tuple[int, str, frozenset[int], int]] = []
         self._wholes: list[tuple[int, str, int]] = []  # (index, anchored pattern, required markers)
@@ -55,31 +56,44 @@ class FirstTerminal:
         return re.compile("|".join(parts)).match if parts else None
 
     def _for(self, char: str, present: int) -> Any:
-        # the alternation of the terminals that can start with this character and whose required
-        # markers are all present
+        # the terminals that can start with this character and whose required markers are all
+        # present: the first one's own regex (a match there needs no second look to get its groups),
+        # and one alternation of the others
         code = ord(char) if ord(char) < 128 else _NON_ASCII
-        parts = [f"(?P<T{i}>{body})" for i, body, first, need in self._bodies
+        parts = [(i, f"(?P<T{i}>{body})") for i, body, first, need in self._bodies
                  if code in first and need & present == need]
-        match = re.compile("^[ \\t]*(?:" + "|".join(parts) + ")").match if parts else None
-        self._by_char[present][char] = match
-        return match
+        entry = None
+        if parts:
+            rest = [p for _, p in parts[1:]]
+            alternation = re.compile("^[ \\t]*(?:" + "|".join(rest) + ")").match if rest else None
+            entry = (parts[0][0], self._own[parts[0][0]], alternation)
+        self._by_char[present][char] = entry
+        return entry
 
-    def __call__(self, line: str) -> int | None:
-        found = None
+    def __call__(self, line: str) -> tuple[int, re.Match[str] | None] | None:
+        """(index of the first terminal that matches the line, its match or None), or None if none does."""
+        found: tuple[int, re.Match[str] | None] | None = None
         present = ("(" in line) | (":" in line) << 1  # the bits of _MARKERS
         head = line.lstrip(" \t")[:1]
         by_char = self._by_char[present]
-        match = by_char[head] if head in by_char else self._for(head, present) if head else None
-        m = match(line) if match is not None else None
-        if m is not None:
-            found = self._index[m.lastgroup]
-            if found < self._whole_first:
+        entry = by_char[head] if head in by_char else self._for(head, present) if head else None
+        if entry is not None:
+            first, own, others = entry
+            m = own(line)
+            if m is not None:
+                found = (first, m)
+            else:
+                m = others(line) if others is not None else None
+                if m is not None:
+                    found = (self._index[m.lastgroup], None)
+            if found is not None and found[0] < self._whole_first:
                 return found
         whole = self._whole[present]
         m = whole(line) if whole is not None else None
         if m is not None:
             index = self._index[m.lastgroup]
-            found = index if found is None else min(found, index)
+            if found is None or index < found[0]:
+                return index, None
         return found
 
 
