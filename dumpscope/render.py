@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from json.encoder import encode_basestring_ascii as _quote
+from typing import Any, TypeVar
 
-from dumpscope.dump import Dump, Frame, Stack, Status, Thread
+from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread
 from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict
 
 __all__ = [
@@ -131,58 +132,132 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
     }
 
 
-_FRAME_JSON = '{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":%s}'
-_quoted: dict[str | None, str] = {None: "null"}
+# ----------------------------------------------------------------------------------------------
+# the streamed `dumpscope.parse/1` writer
+#
+# A 20,000-thread transcript has 200,000 frames; the writer below emits the exact bytes of
+# json.dumps(dump_to_json(...), sort_keys=True, separators=(",", ":")) without building a dict per
+# frame or thread: one f-string per frame and per thread with the keys in sorted order, integers
+# formatted by the f-string (json.dumps prints an int as str() does), and every string quoted by
+# encode_basestring_ascii, the function json.dumps itself uses for a str (ensure_ascii).
+
+_T = TypeVar("_T")
+_KINDS: dict[SectionKind, str] = {k: _quote(k.value) for k in SectionKind}
+# "[%d,%d]" for two arguments: ints print as in json.dumps (%d is str() for an int)
+_ARGS = tuple("[" + ",".join(["%d"] * n) + "]" for n in range(16))
+_CHUNK_ITEMS = 64  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
 
 
-def _q(text: str | None) -> str:
-    out = _quoted.get(text)
-    if out is None:
-        out = _quoted[text] = json.dumps(text)
-    return out
+class _Quoted(dict[str | None, str]):
+    """JSON string literals by text, computed on first use; None is null. One per document: names
+    recur (functions, modules, states, sync objects) and are quoted once."""
+
+    def __init__(self) -> None:
+        super().__init__({None: "null"})
+
+    def __missing__(self, text: str | None) -> str:
+        quoted = self[text] = _quote(text)  # type: ignore[arg-type]  # None is preset
+        return quoted
 
 
-def _frames_json_text(frames: tuple[Frame, ...]) -> str:
-    # The hot path of `parse --format json` on big transcripts: the same JSON as frame_to_json,
-    # sorted keys, written without building a dict per frame.
-    q = _q
-    parts = [_FRAME_JSON % ("null" if f.args is None else "[" + ",".join(map(str, f.args)) + "]",
-                            "null" if f.fp is None else '"%x"' % f.fp, q(f.function), f.line, q(f.module),
-                            "null" if f.offset is None else f.offset) for f in frames]
-    return "[" + ",".join(parts) + "]"
+def _hex_json(value: int | None) -> str:
+    return "null" if value is None else f'"{value:x}"'
+
+
+def _str_json(text: str | None) -> str:
+    return "null" if text is None else _quote(text)
+
+
+def _frames_json_text(frames: Sequence[Frame], q: _Quoted) -> str:
+    # The hot path of `parse --format json` on big transcripts: the bytes of frame_to_json through
+    # json.dumps (sorted keys: args, fp, function, line, module, offset), one f-string per frame;
+    # the argument list by a %-template for its length (faster than a join over map(str, ...)).
+    out: list[str] = []
+    add = out.append
+    for f in frames:
+        a = f.args
+        p = f.fp
+        o = f.offset
+        m = f.module
+        if a is None:
+            args = "null"
+        else:
+            try:
+                args = _ARGS[len(a)] % a
+            except IndexError:  # a long argument list (rare)
+                args = f'[{",".join(map(str, a))}]'
+        if p is not None and o is not None and m is None:  # $C, ::findstack -v; "%x" % p beats f"{p:x}"
+            add(f'{{"args":{args},"fp":"{"%x" % p}","function":{q[f.function]},'
+                f'"line":{f.line},"module":null,"offset":{o}}}')
+        else:
+            fp = "null" if p is None else f'"{p:x}"'
+            off = "null" if o is None else str(o)
+            add(f'{{"args":{args},"fp":{fp},"function":{q[f.function]},'
+                f'"line":{f.line},"module":{q[m]},"offset":{off}}}')
+    return f'[{",".join(out)}]'
+
+
+def _stack_json_text(st: Stack, q: _Quoted) -> str:
+    # keys of _stack_json, sorted: command, console, frames, line
+    return (f'{{"command":{q[st.command]},"console":{"true" if st.console else "false"},'
+            f'"frames":{_frames_json_text(st.frames, q)},"line":{st.line}}}')
+
+
+def _thread_json_text(t: Thread, q: _Quoted) -> str:
+    # keys of _thread_json, sorted
+    return (f'{{"address":{_hex_json(t.address)},"count":{"null" if t.count is None else t.count},'
+            f'"description":{_str_json(t.description)},"failure":{_str_json(t.failure)},'
+            f'"frames":{_frames_json_text(t.frames, q)},"is_panic":{"true" if t.is_panic else "false"},'
+            f'"kind":{_KINDS[t.kind]},"line":{t.line},"lwp":{_hex_json(t.lwp)},"proc":{_hex_json(t.proc)},'
+            f'"sobj":{q[t.sobj]},"stack_pointer":{_hex_json(t.stack_pointer)},"state":{q[t.state]},'
+            f'"wchan":{_hex_json(t.wchan)}}}')
+
+
+def _section_json_text(s: Section, q: _Quoted) -> str:
+    # keys of dump_to_json's section objects, sorted
+    return f'{{"command":{q[s.command]},"end":{s.end},"kind":{_KINDS[s.kind]},"start":{s.start}}}'
+
+
+def _json_list_chunks(items: Sequence[_T], one: Callable[[_T, _Quoted], str], q: _Quoted) -> Iterator[str]:
+    # A JSON list in chunks of _CHUNK_ITEMS items: few, large writes; never the whole list at once.
+    if not items:
+        yield "[]"
+        return
+    for i in range(0, len(items), _CHUNK_ITEMS):
+        body = ",".join([one(x, q) for x in items[i:i + _CHUNK_ITEMS]])
+        yield ("[" if i == 0 else ",") + body
+    yield "]"
 
 
 def iter_dump_json(dump: Dump, source: str) -> Iterator[str]:
     """The `dumpscope.parse/1` document of dump_to_json as text chunks on one line, streamed so that
-    a transcript of many threads never needs its whole JSON tree in memory."""
-    head = dump_to_json(replace(dump, threads=(), stacks=(), panic_stack=None), source)
-    big = {"panic_stack": dump.panic_stack, "stacks": dump.stacks, "threads": dump.threads}
-    first = True
-    yield "{"
-    for key in sorted(head):
-        yield ("" if first else ",") + json.dumps(key) + ":"
-        first = False
-        if key not in big:
-            yield json.dumps(head[key], sort_keys=True, separators=(",", ":"))
-        elif key == "panic_stack":
-            yield "null" if dump.panic_stack is None else _stack_json_text(dump.panic_stack)
-        elif key == "stacks":
-            yield "[" + ",".join(_stack_json_text(st) for st in dump.stacks) + "]"
+    a transcript of many threads never needs its whole JSON tree in memory.
+
+    The bytes are exactly those of json.dumps(dump_to_json(dump, source), sort_keys=True,
+    separators=(",", ":")) plus a newline; the big lists (threads, stacks, sections) are written by
+    templates instead of through dicts (see tests/test_render.py).
+    """
+    q = _Quoted()
+    big: dict[str, Callable[[], Iterator[str]]] = {
+        "panic_stack": lambda: iter(("null" if dump.panic_stack is None
+                                     else _stack_json_text(dump.panic_stack, q),)),
+        "stacks": lambda: _json_list_chunks(dump.stacks, _stack_json_text, q),
+        "threads": lambda: _json_list_chunks(dump.threads, _thread_json_text, q),
+        "sections": lambda: _json_list_chunks(dump.sections, _section_json_text, q),
+    }
+    head = dump_to_json(replace(dump, threads=(), stacks=(), panic_stack=None, sections=()), source)
+    small: list[str] = []  # keys and small values gathered into the next chunk
+    for n, key in enumerate(sorted(head)):
+        small.append(("{" if n == 0 else ",") + _quote(key) + ":")
+        if key in big:
+            parts = big[key]()
+            yield "".join(small) + next(parts)
+            small = []
+            yield from parts
         else:
-            yield "["
-            for n, t in enumerate(dump.threads):
-                doc = _thread_json(t, with_frames=False)
-                text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-                # "frames":[] is the only empty frame list in the thread object; fill it in place
-                yield ("," if n else "") + text.replace('"frames":[]', '"frames":' + _frames_json_text(t.frames), 1)
-            yield "]"
-    yield "}\n"
-
-
-def _stack_json_text(st: Stack) -> str:
-    doc: dict[str, Any] = {"line": st.line, "command": st.command, "console": st.console, "frames": []}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    return text.replace('"frames":[]', '"frames":' + _frames_json_text(st.frames), 1)
+            small.append(_LINE_ENCODER.encode(head[key]))  # = json.dumps(..., sort_keys=True, separators)
+    small.append("}\n")
+    yield "".join(small)
 
 
 # json.dumps with options builds an encoder per call; bulk output writes one line per input

@@ -1,0 +1,97 @@
+"""Tests for the streamed `dumpscope.parse/1` writer: byte-for-byte the json.dumps of dump_to_json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import CORPUS, TRANSCRIPTS
+from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
+from dumpscope.parse import parse_transcript
+from dumpscope.render import dump_to_json, iter_dump_json
+
+
+def reference(dump: Dump, source: str) -> str:
+    """The document as the spec defines it: the dict of dump_to_json through json.dumps."""
+    return json.dumps(dump_to_json(dump, source), sort_keys=True, separators=(",", ":")) + "\n"
+
+
+def streamed(dump: Dump, source: str) -> str:
+    return "".join(iter_dump_json(dump, source))
+
+
+INPUTS = sorted(TRANSCRIPTS.glob("*.txt")) + (sorted(CORPUS.glob("*.txt")) if CORPUS.is_dir() else [])
+
+
+@pytest.mark.parametrize("path", INPUTS, ids=lambda p: p.name)
+def test_streamed_json_is_the_reference_document(path: Path) -> None:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    dump = parse_transcript(text, path.name)
+    assert streamed(dump, str(path)) == reference(dump, str(path))
+
+
+# -- every field, every branch ---------------------------------------------------------------------
+
+# Text as transcripts can carry it: quotes, backslashes, controls, non-ASCII and astral characters.
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
+    ["swtch", "0xfffffffffba436e1", 'a"b', "a\\b", "\x1b[2J", "\u00e9", "\U0001f600", "", "null"])
+OPT_TEXT = st.none() | TEXT
+INT = st.integers(min_value=-(2**70), max_value=2**70)
+OPT_INT = st.none() | INT
+ADDR = st.none() | st.integers(min_value=0, max_value=2**64 - 1)
+KIND = st.sampled_from(list(SectionKind))
+
+FRAMES = st.lists(st.builds(
+    Frame, line=INT, function=TEXT, module=OPT_TEXT, offset=OPT_INT,
+    args=st.none() | st.lists(INT, max_size=20).map(tuple), fp=ADDR,
+), max_size=5).map(tuple)
+STACKS = st.builds(Stack, line=INT, frames=FRAMES, command=OPT_TEXT, console=st.booleans())
+THREADS = st.builds(
+    Thread, line=INT, kind=KIND, address=ADDR, frames=FRAMES, description=OPT_TEXT, state=OPT_TEXT,
+    sobj=OPT_TEXT, count=OPT_INT, stack_pointer=ADDR, proc=ADDR, lwp=ADDR, wchan=ADDR, failure=OPT_TEXT,
+    is_panic=st.booleans(),
+)
+PAIRS = st.lists(st.tuples(TEXT, TEXT), max_size=3).map(tuple)
+STATUS = st.builds(
+    Status, line=INT, target=OPT_TEXT, host=OPT_TEXT, version=OPT_TEXT, panic_message=OPT_TEXT,
+    bits=OPT_INT, extra=PAIRS, lines=st.lists(st.tuples(TEXT, INT), max_size=3).map(tuple),
+)
+DUMPS = st.builds(
+    Dump, status=st.none() | STATUS, panic_message=OPT_TEXT, panic_message_line=OPT_INT,
+    panic_stack=st.none() | STACKS, stacks=st.lists(STACKS, max_size=3).map(tuple),
+    threads=st.lists(THREADS, max_size=4).map(tuple), panic_thread_address=ADDR, panic_cpu=OPT_INT,
+    panicinfo=PAIRS,
+    cpus=st.lists(st.builds(Cpu, line=INT, cpu_id=INT, address=INT, flags=INT, thread=ADDR, proc=OPT_TEXT),
+                  max_size=2).map(tuple),
+    sections=st.lists(st.builds(Section, kind=KIND, start=INT, end=INT, command=OPT_TEXT), max_size=4).map(tuple),
+    notes=st.lists(TEXT, max_size=2).map(tuple), line_count=INT,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(DUMPS, TEXT)
+def test_streamed_json_equals_the_reference_for_any_dump(dump: Dump, source: str) -> None:
+    assert streamed(dump, source) == reference(dump, source)
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 129])
+def test_chunk_boundaries(n: int) -> None:
+    # threads and sections are written in chunks of 64: no item lost, doubled or misjoined at the seams
+    frame = Frame(3, "swtch", None, 0x141, (1, 0xfffffe0000001234), 0xfffffb0400001000)
+    t = Thread(2, SectionKind.FINDSTACK, 0xfffffe0000000001, (frame, replace(frame, module="unix", args=None)))
+    dump = Dump(threads=tuple(replace(t, line=i) for i in range(n)),
+                sections=tuple(Section(SectionKind.FINDSTACK, i, i + 1) for i in range(n)), line_count=n)
+    assert streamed(dump, "x") == reference(dump, "x")
+    assert len(json.loads(streamed(dump, "x"))["threads"]) == n
+
+
+def test_chunks_are_bounded() -> None:
+    # streamed: many threads never become one string
+    frame = Frame(3, "swtch", None, 0x141, (1, 2, 3), 0xfffffb0400001000)
+    t = Thread(2, SectionKind.FINDSTACK, 1, (frame,) * 10)
+    chunks = list(iter_dump_json(Dump(threads=(t,) * 1000), "x"))
+    assert len(chunks) > 10 and max(map(len, chunks)) < 200_000
