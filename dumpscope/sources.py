@@ -443,14 +443,14 @@ def _decode(data: bytes, notes: list[str]) -> str:
     controls = len(sniff) - len(sniff.translate(None, _CONTROL_BYTES))
     if controls > _MAX_CONTROL_RATIO * len(sniff):
         raise _Unusable("binary file (control bytes)")
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
+    # Decode through a memoryview: slicing the BOM off bytes would copy the whole input.
+    body = memoryview(data)[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
     try:
-        return _non_blank(data.decode("utf-8"))
+        return _non_blank(str(body, "utf-8"))
     except UnicodeDecodeError:
         pass
-    text = data.decode("utf-8", errors="replace")
-    replaced = text.count(_REPLACEMENT) - data.count(_ENCODED_REPLACEMENT)
+    text = str(body, "utf-8", "replace")
+    replaced = text.count(_REPLACEMENT) - data.count(_ENCODED_REPLACEMENT)  # the BOM is no U+FFFD
     if replaced > _MAX_REPLACED_RATIO * len(text):
         raise _Unusable("not UTF-8 text")
     notes.append(f"non-UTF-8 bytes replaced ({replaced})")

@@ -71,6 +71,29 @@ def test_bom_stripped_but_line_endings_and_escapes_kept(tmp_path: Path) -> None:
     assert src.text == body  # no BOM, CRLF and ESC untouched: the parser normalises those
 
 
+def test_bom_with_bad_bytes_counts_only_the_replacements(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + STATUS.encode() + b"panic message: caf\xe9\n"
+    src = read_source(write(tmp_path / "bom-latin1.txt", data))
+    assert src.text == STATUS + "panic message: caf\ufffd\n"
+    assert src.notes == ("non-UTF-8 bytes replaced (1)",)
+    assert src.digest == hashlib.sha256(data).hexdigest()  # the bytes as stored, BOM included
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_reading_holds_the_input_at_most_twice(tmp_path: Path, bom: bytes) -> None:
+    # The bytes and the decoded text, nothing more: no copy to strip a BOM, none to hash.
+    body = (STATUS * 40_000).encode()  # ~9 MB
+    p = write(tmp_path / "big.txt", bom + body)
+    tracemalloc.start()
+    try:
+        src = read_source(p)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert src.ok and src.text is not None and len(src.text) == len(body)
+    assert peak < 2.2 * len(body)
+
+
 def test_utf16_with_bom_is_decoded(tmp_path: Path) -> None:
     p = write(tmp_path / "ps.txt", STATUS.encode("utf-16"))
     src = read_source(p)
