@@ -209,22 +209,26 @@ def match(dump: Dump, sig: Signature) -> Match | None:
     return _match_panic(dump, sig)
 
 
-def _message(dump: Dump) -> tuple[str | None, int | None]:
-    msg = dump.panic_message or (dump.status.panic_message if dump.status else None)
-    line = dump.panic_message_line or (dump.status.line_of("panic_message") if dump.status else None)
-    return msg, line
+def _message(dump: Dump) -> str | None:
+    return dump.panic_message or (dump.status.panic_message if dump.status else None)
+
+
+def _message_line(dump: Dump) -> int | None:
+    # looked up only for a message that matched: most signatures reject the message first
+    return dump.panic_message_line or (dump.status.line_of("panic_message") if dump.status else None)
 
 
 def _match_panic(dump: Dump, sig: Signature) -> Match | None:
     crash = sig.crash
     evidence: list[Evidence] = []
     notes: list[str] = []
-    msg, msg_line = _message(dump)
+    msg = _message(dump)
     msg_ok: bool | None = None
     if msg and crash.message is not None:
         msg_ok = crash.message.search(msg[:MAX_SUBJECT_LENGTH]) is not None
         if not msg_ok:
             return None  # a different panic, whatever the stack looks like
+        msg_line = _message_line(dump)
         evidence.append(Evidence("panic message", (msg_line,) if msg_line else (), True, msg.strip()))
 
     frames = crash_frames(dump)
@@ -325,15 +329,16 @@ def _excluded(crash: CrashSpec, frames: Sequence[Frame]) -> list[Frame]:
 
 
 def _match_hang(dump: Dump, sig: Signature) -> Match | None:
-    msg, msg_line = _message(dump)
+    msg = _message(dump)
     evidence: list[Evidence] = []
     msg_ok: bool | None = None
     if msg:
         if sig.crash.message is None or sig.crash.message.search(msg[:MAX_SUBJECT_LENGTH]) is None:
             return None  # a real panic is not a hang
         msg_ok = True
+        msg_line = _message_line(dump)
         evidence.append(Evidence("panic message of a forced dump", (msg_line,) if msg_line else (), True, msg.strip()))
-    sources = _sources(dump, include_panic=True)
+    sources = _sources(dump)
     for i in _shaped(sig.crash.frames, sources):
         src, frames, thread = _source(sources[i])
         hit = match_frames(sig.crash.frames, frames, sig.crash.anchored)
@@ -357,15 +362,17 @@ def _who(thread: Thread | None, src: str, frames: Sequence[Frame]) -> str:
     return f"{src} at line {frames[0].line if frames else 0}"
 
 
-def _sources(dump: Dump, include_panic: bool) -> list[Thread | Stack]:
-    # Other threads: ::findstack/::stacks/::threadlist threads, then standalone stacks ($C on an
-    # address, or an unprompted block) other than the panic stack.
-    threads = dump.threads
-    if not include_panic:
-        pta = dump.panic_thread_address
-        threads = tuple(t for t in threads if not (t.is_panic or (t.address is not None and t.address == pta)))
-    stacks = dump.stacks if include_panic else tuple(s for s in dump.stacks if s is not dump.panic_stack)
-    return [*threads, *stacks]
+def _sources(dump: Dump) -> list[Thread | Stack]:
+    # Every stack besides the panic stack's own frames: ::findstack/::stacks/::threadlist threads,
+    # then standalone stacks ($C on an address, or an unprompted block). For another thread of a
+    # signature, leave out the panicking one (_is_panic) — asked only of the few _shaped lets by.
+    return [*dump.threads, *dump.stacks]
+
+
+def _is_panic(dump: Dump, s: Thread | Stack) -> bool:
+    if isinstance(s, Thread):
+        return s.is_panic or (s.address is not None and s.address == dump.panic_thread_address)
+    return s is dump.panic_stack
 
 
 def _source(s: Thread | Stack) -> tuple[str, tuple[Frame, ...], Thread | None]:
@@ -409,8 +416,10 @@ def _shaped(patterns: Sequence[FramePattern], sources: Sequence[Thread | Stack])
 
 def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: Mapping[str, int]) -> list[Candidate]:
     out = []
-    sources = _sources(dump, include_panic=False)
+    sources = _sources(dump)
     for i in _shaped(spec.frames, sources):
+        if _is_panic(dump, sources[i]):
+            continue
         src, frames, thread = _source(sources[i])
         hit = match_frames(spec.frames, frames)
         if hit is None:
@@ -425,6 +434,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
         args = _args(named)
         lines = {name: fr.line for name, fr in named}
         names = {**values, **own}
+        who = _who(thread, src, frames)
         for cl in spec.require:
             lhs = resolve(cl.lhs, args, names)
             rhs = resolve(cl.rhs, args, names)
@@ -435,7 +445,6 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
             sides = (_line(cl.lhs, lines, where, own_where), _line(cl.rhs, lines, where, own_where))
             ev_lines = tuple(sorted({ln for ln in sides if ln}))
             detail = f"{cl.lhs} = {hexval(lhs)}, {cl.rhs} = {hexval(rhs)}"
-            who = _who(thread, src, frames)
             if lhs == rhs:
                 evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, True, f"{who}: {detail}"))
             else:

@@ -184,8 +184,12 @@ class FixLine:
 
 @functools.lru_cache(maxsize=4096)
 def _build_date(text: str) -> _dt.date | None:
-    # strptime is slow and a bulk run sees the same few build dates again and again
+    # strptime is slow and a bulk run sees the same few build dates again and again. Eight ASCII
+    # digits can only split 4+2+2 under '%Y%m%d' (a shorter month leaves a digit over), so the date
+    # is built directly; strptime decides every other text.
     try:
+        if len(text) == 8 and text.isascii() and text.isdigit():
+            return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
         return _dt.datetime.strptime(text, "%Y%m%d").date()
     except ValueError:
         return None

@@ -263,3 +263,12 @@ def test_excluded_frame_found_by_name_with_tilde(sig12476) -> None:  # type: ign
     m = match(d, sig12476)
     assert m is not None and m.confidence is Confidence.POSSIBLE
     assert any("cyclic_reprogram_xcall" in n for n in m.notes)
+
+
+def test_the_panicking_thread_is_never_its_own_partner(sig12476) -> None:  # type: ignore[no-untyped-def]
+    d = vhpet()
+    assert match(d, sig12476).confidence is Confidence.PAIRED  # type: ignore[union-attr]
+    for dump in (replace(d, threads=(replace(d.threads[0], is_panic=True),)),
+                 replace(d, panic_thread_address=REMOVER_ADDR)):
+        m = match(dump, sig12476)
+        assert m is not None and m.confidence is Confidence.LIKELY and not m.candidates

@@ -241,3 +241,22 @@ def test_derived_name_sets_of_the_shipped_signatures() -> None:
     mixed = CrashSpec(None, False, (pat,), exclude=(re.compile("a"), re.compile("b[0-9]")))
     assert mixed.exclude_names is None
     assert CrashSpec(None, False, (pat,), exclude=(re.compile("a"), re.compile("b|c"))).exclude_names == {"a", "b", "c"}
+
+
+def test_build_dates_read_as_strptime_reads_them() -> None:
+    import datetime as dt
+    import random
+
+    from dumpscope.signatures import _build_date
+
+    rng = random.Random(6684)
+    texts = ["20190718", "20191301", "20190230", "20190010", "20190100", "20191132", "00000101", "99991231",
+             "2019718", "201907181", "2019 718", "2019-07-18", "", "abcdefgh", "٢٠١٩٠٧١٨"]
+    texts += ["".join(rng.choice("0123456789") for _ in range(8)) for _ in range(3000)]
+    texts += [f"{rng.randrange(1900, 2100)}{rng.randrange(0, 14):02d}{rng.randrange(0, 33):02d}" for _ in range(3000)]
+    for text in texts:
+        try:
+            want: dt.date | None = dt.datetime.strptime(text, "%Y%m%d").date()
+        except ValueError:
+            want = None
+        assert _build_date(text) == want, text
