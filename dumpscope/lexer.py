@@ -209,15 +209,21 @@ def _stacks_symbol(m: re.Match[str]) -> tuple[str, str | None, int | None]:
     return hit
 
 
+# (function, module) of a FRAME terminal's symbol text: "swtch", "libc.so.1`syscall"; bounded like _interned
+_mdb_symbols: dict[str, tuple[str, str | None]] = {}
+
+
 def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | None) -> Frame:
     # groups of the FRAME terminal, in order: fp, sym, off, neg, args, close
     fp, sym, off, neg, args, _close = groups
-    mod = None
-    if "`" in sym:  # type: ignore[operator]
-        mod, sym = sym.split("`", 1)  # type: ignore[union-attr]
-    if len(_interned) >= _INTERNED_MAX:
-        _interned.clear()
-    sym = _interned.setdefault(sym, sym)  # type: ignore[arg-type]
+    hit = _mdb_symbols.get(sym)  # type: ignore[arg-type]
+    if hit is None:
+        name, mod = sym, None
+        if "`" in name:  # type: ignore[operator]
+            mod, name = name.split("`", 1)  # type: ignore[union-attr]
+        if len(_mdb_symbols) >= _INTERNED_MAX:
+            _mdb_symbols.clear()
+        hit = _mdb_symbols[sym] = (name, mod)  # type: ignore[index]
     if off is not None:
         offset: int | None = int(off[2:]) if off[:2] == "0t" else int(off, 16)
     elif neg is not None:
@@ -233,7 +239,15 @@ def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | Non
             argv = tuple(map(int, args_text.split(","), _SIXTEEN))
         except ValueError:
             argv = _args(args_text)
-    return _fast_frame(lineno, sym, mod, offset, argv, int(fp, 16) if fp else None)
+    f = _NEW(Frame)  # _fast_frame, inline: this runs once per frame line of a big transcript
+    s0, s1, s2, s3, s4, s5 = _SET
+    s0(f, lineno)
+    s1(f, hit[0])
+    s2(f, hit[1])
+    s3(f, offset)
+    s4(f, argv)
+    s5(f, int(fp, 16) if fp else None)
+    return f
 
 
 @dataclass(slots=True)

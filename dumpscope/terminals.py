@@ -130,9 +130,11 @@ def _item_required(op: Any, av: Any) -> set[int]:
         return {av}
     if op is c.SUBPATTERN:
         return _seq_required(list(av[-1]))
+    if op is c.ATOMIC_GROUP:
+        return _seq_required(list(av))
     if op is c.ASSERT:  # a lookahead's text is in the line too (a lookbehind's as well)
         return _seq_required(list(av[1]))
-    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
         low, _high, sub = av
         return _seq_required(list(sub)) if low >= 1 else set()
     if op is c.BRANCH:  # what every branch requires
@@ -175,7 +177,9 @@ def _item_first(op: Any, av: Any) -> tuple[set[int], bool]:
         return set(), True  # zero-width
     if op is c.SUBPATTERN:
         return _seq_first(list(av[-1]))
-    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+    if op is c.ATOMIC_GROUP:
+        return _seq_first(list(av))
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
         low, _high, sub = av
         chars, nullable = _seq_first(list(sub))
         return chars, nullable or low == 0
