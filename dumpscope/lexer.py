@@ -215,15 +215,16 @@ _mdb_symbols: dict[str, tuple[str, str | None]] = {}
 
 def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | None) -> Frame:
     # groups of the FRAME terminal, in order: fp, sym, off, neg, args, close
-    fp, sym, off, neg, args, _close = groups
-    hit = _mdb_symbols.get(sym)  # type: ignore[arg-type]
+    fp, sym_text, off, neg, args, _close = groups
+    sym: str = sym_text  # type: ignore[assignment]  # the group is not optional
+    hit = _mdb_symbols.get(sym)
     if hit is None:
         name, mod = sym, None
-        if "`" in name:  # type: ignore[operator]
-            mod, name = name.split("`", 1)  # type: ignore[union-attr]
+        if "`" in name:
+            mod, name = name.split("`", 1)
         if len(_mdb_symbols) >= _INTERNED_MAX:
             _mdb_symbols.clear()
-        hit = _mdb_symbols[sym] = (name, mod)  # type: ignore[index]
+        hit = _mdb_symbols[sym] = (name, mod)
     if off is not None:
         offset: int | None = int(off[2:]) if off[:2] == "0t" else int(off, 16)
     elif neg is not None:
