@@ -22,7 +22,8 @@ __all__ = ["Progress", "Row", "default_jobs", "error_verdict", "triage_all", "tr
 Progress = Callable[[int, int], None]  # called as progress(done, total) after each input
 
 # Worker results are plain tuples (cheaper to pickle than a dataclass): kind, payload, digest, notes, doc.
-_FRESH, _HIT, _FAILED = 0, 1, 2
+# _FRESH_DOC: a fresh verdict sent as its stored form only (payload is its Brief, doc its JSON).
+_FRESH, _HIT, _FAILED, _FRESH_DOC = 0, 1, 2, 3
 _Result = tuple[int, Any, str, tuple[str, ...], str | None]
 # Chunks bound how often a worker talks to the parent; the cap keeps progress, load balance and the
 # wait for running chunks after Ctrl-C or a closed pipe short (32 x ~10 ms).
@@ -60,6 +61,9 @@ class _State:
     cache: Cache | None  # verdict lookups by digest (read-only in workers); None without --cache
     caching: bool  # produce the cache form of fresh verdicts for the parent to store
     max_bytes: int  # sources.read_source's size limit
+    # send fresh verdicts back in their cache form (brief + JSON) instead of as a Verdict: a pickled
+    # Verdict costs ~50 us to pack and as much to unpack, and the parent would re-encode it as JSON
+    compact: bool = False
 
 
 def triage_source(src: Source) -> Verdict:
@@ -91,6 +95,8 @@ def _process(src: Source, state: _State) -> _Result:
         if doc is not None:
             return _HIT, doc, src.digest, src.notes, None
     v, cacheable = _fresh(src)
+    if state.compact and cacheable:
+        return _FRESH_DOC, brief_of(v), src.digest, src.notes, content_json(v, src.notes)
     doc = content_json(v, src.notes) if state.caching and cacheable else None
     return _FRESH, v, src.digest, src.notes, doc
 
@@ -108,7 +114,7 @@ def _process_path(name: str, state: _State) -> _Result:
 _WORKER: _State | None = None
 
 
-def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int) -> None:
+def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compact: bool) -> None:
     global _WORKER
     # Ctrl-C is the parent's to handle (it cancels the pool); workers printing their own
     # KeyboardInterrupt tracebacks would only bury its message.
@@ -119,7 +125,7 @@ def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int) -> Non
             cache = Cache(*cache_args, readonly=True)
         except DumpscopeError:
             cache = None  # lookups only speed things up; without them every input is triaged afresh
-    _WORKER = _State(cache, cache_args is not None, max_bytes)
+    _WORKER = _State(cache, cache_args is not None, max_bytes, compact)
 
 
 def _work(name: str) -> _Result:
@@ -139,7 +145,7 @@ def _context() -> Any:
 
 
 def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
-            max_bytes: int) -> Generator[_Result, None, None]:
+            max_bytes: int, compact: bool) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
     # inputs not yet returned; if it breaks again those inputs become error rows. Imported here: a
     # run answered from the cache starts no pool and need not load them (~10 ms).
@@ -153,7 +159,7 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
         n = min(workers, len(rest))
         chunk = max(1, min(_MAX_CHUNK, len(rest) // (n * 16)))
         ex = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_init_worker,
-                                 initargs=(cache_args, max_bytes))
+                                 initargs=(cache_args, max_bytes, compact))
         try:
             for r in ex.map(_work, rest, chunksize=chunk):
                 pos += 1
@@ -276,11 +282,14 @@ def triage_rows(
     progress: Progress | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     docs: bool = True,
+    compact: bool = False,
 ) -> Generator[Row, None, None]:
     """`triage_all`, yielding a Row per input: cached verdicts stay in their stored form until used.
 
     With `docs=False` the stored JSON of cached verdicts is not even fetched: their rows offer
-    `status`, `error` and `table_verdict()` only (what the table, CSV and --summary need).
+    `status`, `error` and `table_verdict()` only (what the table, CSV and --summary need). With
+    `compact=True` worker processes send fresh verdicts back in that stored form too (cheaper to
+    pass between processes than a Verdict; `Row.verdict()` decodes one when asked).
     """
     if jobs is not None and jobs < 0:
         raise DumpscopeError(f"jobs must be 0 (all CPUs) or more, not {jobs}")
@@ -315,7 +324,7 @@ def triage_rows(
         cache_args = (cache.path, cache.sigset, cache.version) if cache is not None else None
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
-        results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes)
+        results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes, compact)
     else:
         results = _inline(work, state)
 
@@ -353,6 +362,16 @@ def triage_rows(
             else:
                 r = next(results)
             kind, payload, digest, notes, doc = r
+            if kind == _FRESH_DOC:
+                if cache is not None and digest:
+                    cache.put_json(digest, doc, payload)  # type: ignore[arg-type]
+                    st = stamps.get(i)
+                    if st is not None:
+                        cache.put_file(st, digest, notes)
+                if progress is not None:
+                    progress(i + 1, total)
+                yield Row(name, brief=payload, doc=doc, notes=notes)
+                continue
             v = restore(payload, name, notes) if kind == _HIT else payload
             if cache is not None and digest:
                 if doc is not None:

@@ -196,7 +196,7 @@ def triage_cmd(
     # Table, CSV and --summary read only a few fields of each verdict: cached rows give just those,
     # without fetching or decoding the stored JSON. JSON output splices the stored rows through.
     brief = summary or fmt in (Format.table, Format.csv)
-    rows = triage_rows(given, jobs=jobs, cache=store, stdin=stdin, progress=bar, docs=not brief)
+    rows = triage_rows(given, jobs=jobs, cache=store, stdin=stdin, progress=bar, docs=not brief, compact=True)
     write = sys.stdout.write
     try:
         first = True

@@ -177,3 +177,22 @@ def test_corpus_mix_summary_groups_as_the_sources_say() -> None:
     g = groups[("signature", "illumos-12476")]
     assert (g["first_build"], g["last_build"]) == ("joyent_20180216T202957Z", "joyent_20180216T202957Z")
     assert g["example"].endswith("compressed/001-illumos-12476-cyclic-reprogram-vatpit.txt.gz")
+
+
+def test_compact_worker_rows_equal_fresh_verdict_rows() -> None:
+    # compact=True: workers send fresh verdicts as brief + stored JSON; every output form the CLI
+    # makes of such a row must equal the one made of the Verdict itself
+    from dumpscope.bulk import triage_rows
+    from dumpscope.render import to_json_line, verdict_to_json
+
+    fresh = list(triage_all([str(MIX)], jobs=1))
+    rows = list(triage_rows([str(MIX)], jobs=2, compact=True))
+    assert [r.source for r in rows] == [v.source for v in fresh]
+    assert any(r._verdict is None for r in rows), "no row came back compact: the test would be vacuous"
+    for row, v in zip(rows, fresh, strict=True):
+        assert row.json_line() == to_json_line(verdict_to_json(v))
+        assert (row.status, row.error) == (v.status, v.error)
+        brief = row.table_verdict()
+        assert (brief.signature, brief.confidence, brief.bucket, brief.title, brief.platform) == \
+            (v.signature, v.confidence, v.bucket, v.title, v.platform)
+        assert row.verdict() == v
