@@ -363,9 +363,10 @@ def _who(thread: Thread | None, src: str, frames: Sequence[Frame]) -> str:
 
 
 def _sources(dump: Dump) -> list[Thread | Stack]:
-    # Every stack besides the panic stack's own frames: ::findstack/::stacks/::threadlist threads,
-    # then standalone stacks ($C on an address, or an unprompted block). For another thread of a
-    # signature, leave out the panicking one (_is_panic) — asked only of the few _shaped lets by.
+    # Every stack of the dump, the panicking ones included: ::findstack/::stacks/::threadlist threads,
+    # then standalone stacks ($C, $C on an address, an unprompted block). Looking for another thread
+    # of a signature, _candidates leaves out the panicking ones (_is_panic), asking only of the few
+    # that _shaped lets by.
     return [*dump.threads, *dump.stacks]
 
 
