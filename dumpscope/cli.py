@@ -97,18 +97,22 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     from dumpscope.render import iter_dump_json, render_dump_text
 
     src = _read_one(_stdin_path(path))
-    dump = parse_transcript(src.text, src.name)
+    name, notes, held = src.name, src.notes, [src.text]
+    del src
+    # The text is handed over with no reference left here (popped from `held` as the call is made):
+    # the parser drops it once split into lines, so a big transcript is not held twice at the peak.
+    dump = parse_transcript(held.pop(), name)
     if dump.empty:
         from dumpscope.triage import NO_MDB_OUTPUT
 
-        raise InputError(f"{src.name}: {NO_MDB_OUTPUT}")
-    if src.notes:
-        dump = _with_notes(dump, src.notes)
+        raise InputError(f"{name}: {NO_MDB_OUTPUT}")
+    if notes:
+        dump = _with_notes(dump, notes)
     if fmt is OneFormat.json:
         gc.disable()  # the JSON of a big dump is many small acyclic objects (see parse_transcript)
-        sys.stdout.writelines(iter_dump_json(dump, src.name))
+        sys.stdout.writelines(iter_dump_json(dump, name))
     else:
-        sys.stdout.write(render_dump_text(dump, src.name))
+        sys.stdout.write(render_dump_text(dump, name))
     return EXIT_OK
 
 

@@ -36,6 +36,9 @@ MAX_LINE = 64 * 1024
 _RUNS = {"FRAME", "CONSOLE_FRAME", "STACKS_FRAME"}
 # Terminals whose consecutive lines form one token of LineToks.
 _LINE_RUNS = {"OTHER", "STACKS_GROUP"}
+# Line kinds whose text nothing reads once their token is made (the thread headers of a ::findstack
+# of every thread): released like frame lines, a big transcript has one of each per thread.
+_RELEASED_AFTER_TOKEN = {"FINDSTACK_HEAD", "BRACKET"}
 # Status keys that end a wrapped "panic message:" (mdb prints them after it).
 _AFTER_PANIC = {"dump content", "build version", "image uuid"}
 
@@ -469,7 +472,7 @@ class LineLexer(Lexer):
                 yield new_tok(Tok, (kind, tuple(run)))
                 continue
             if kind in _RUNS:  # _run releases each line it takes
-                gathered = runs.get(i)
+                gathered = runs.pop(i, None)  # the token holds the frames now
                 if gathered is not None:
                     frames, i = gathered, i + len(gathered)
                 else:
@@ -479,6 +482,8 @@ class LineLexer(Lexer):
             vals[i] = None  # consumed: what the parser needs is in the token (lookahead only looks ahead)
             groups = m.groupdict() if m is not None else {}
             payload = LineTok(i + 1, lines[i], groups)
+            if kind in _RELEASED_AFTER_TOKEN:
+                lines[i] = RELEASED
             i += 1
             if kind == "STATUS_FIELD" and groups.get("key") == "panic message":
                 i = self._join_status_panic(data, kinds, i, payload)

@@ -160,21 +160,24 @@ class _Build(Transformer[Token, Any]):
     def _findstack_thread(self, c: list[Token], kind: SectionKind, **more: Any) -> Thread:
         head: LineTok = c[0].value
         g = head.groups
+        bracket: Frame | None = None
         frames: tuple[Frame, ...] = ()
         for tok in c[1:]:
             if tok.type == "BRACKET":
-                b: LineTok = tok.value
-                func, _, off = (b.groups["sym"] or "").partition("+")
-                mod, _, name = func.rpartition("`")
-                sp = hex_value(b.groups["sp"])
-                frames = (Frame(b.line, name, mod or None, offset_value(off), (), sp),) + frames
+                bracket = _bracket_frame(tok.value)
             elif tok.type == "FRAME":
-                frames = frames + tok.value
+                frames = tok.value
+        if bracket is not None:
+            frames = (bracket, *frames)
         desc = g.get("desc")
         if g.get("free"):
             desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
-        return Thread(line=head.line, kind=kind, address=hex_value(g["addr"]), frames=frames, description=desc,
-                      stack_pointer=hex_value(g["sp"]), **more)
+        if more:
+            return Thread(line=head.line, kind=kind, address=hex_value(g["addr"]), frames=frames,
+                          description=desc, stack_pointer=hex_value(g["sp"]), **more)
+        # the commonest thread of a big transcript (::findstack -v of every thread): built by slot
+        return _thread(head.line, kind, hex_value(g["addr"]), frames, desc, None, None, None, hex_value(g["sp"]),
+                       None, None, None, None, False)
 
     def findstack(self, c: list[Token]) -> _Item:
         t = self._findstack_thread(c, SectionKind.FINDSTACK)
@@ -198,8 +201,9 @@ class _Build(Transformer[Token, Any]):
         for head in heads:  # every member line of the group has the group's stack
             g = head.groups
             count, state = g["count"], g["state"]
-            threads.append(_stacks_thread(head.line, int(g["addr"], 16), frames, state, g["sobj"],
-                                          int(count) if count.isdigit() else None, failure, state == "PANIC"))
+            threads.append(_thread(head.line, SectionKind.STACKS, int(g["addr"], 16), frames, None, state, g["sobj"],
+                                   int(count) if count.isdigit() else None, None, None, None, None, failure,
+                                   state == "PANIC"))
         return _Item(SectionKind.STACKS, heads[0].line, end, tuple(threads))
 
     def stacks(self, c: list[Any]) -> _Item:
@@ -265,22 +269,38 @@ class _Build(Transformer[Token, Any]):
 
 _TRANSFORMER = _Build()
 
-# A ::stacks thread, built slot by slot: the frozen dataclass's __init__ pays object.__setattr__ for
-# each of its 14 fields, and a big ::stacks has a thread per group.
+# Threads of the commonest sections are built slot by slot: the frozen dataclass's __init__ pays
+# object.__setattr__ for each of its 14 fields, and a big ::stacks or ::findstack has thousands.
 _THREAD_FIELDS = ("line", "kind", "address", "frames", "description", "state", "sobj", "count", "stack_pointer",
                   "proc", "lwp", "wchan", "failure", "is_panic")
-if tuple(f.name for f in fields(Thread)) != _THREAD_FIELDS:  # _stacks_thread passes values by position
+if tuple(f.name for f in fields(Thread)) != _THREAD_FIELDS:  # _thread takes the values by position
     raise TypeError(f"Thread fields changed: {[f.name for f in fields(Thread)]}")
 _THREAD_SLOTS = tuple(getattr(Thread, name).__set__ for name in _THREAD_FIELDS)
 
 
-def _stacks_thread(line: int, address: int, frames: tuple[Frame, ...], state: str, sobj: str,
-                   count: int | None, failure: str | None, is_panic: bool) -> Thread:
+def _thread(*values: Any) -> Thread:
+    """A Thread from all its fields in order (_THREAD_FIELDS), built slot by slot."""
     t: Thread = object.__new__(Thread)
-    for setter, value in zip(_THREAD_SLOTS, (line, SectionKind.STACKS, address, frames, None, state, sobj, count,
-                                             None, None, None, None, failure, is_panic), strict=True):
+    for setter, value in zip(_THREAD_SLOTS, values, strict=True):
         setter(t, value)
     return t
+
+
+# the bracket line's symbol ("_resume_from_idle+0x12b"), read once per distinct text: a ::findstack -v
+# of every thread repeats the same few
+_brackets: dict[str, tuple[str, str | None, int | None]] = {}
+
+
+def _bracket_frame(b: LineTok) -> Frame:
+    text = b.groups["sym"] or ""
+    sym = _brackets.get(text)
+    if sym is None:
+        func, _, off = text.partition("+")
+        mod, _, name = func.rpartition("`")
+        if len(_brackets) >= 4096:
+            _brackets.clear()
+        sym = _brackets[text] = (name, mod or None, offset_value(off))
+    return Frame(b.line, sym[0], sym[1], sym[2], (), hex_value(b.groups["sp"]))
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
@@ -297,15 +317,17 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
         lines = split_lines(text)
         if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
             lines = [clean_line(line) for line in lines]
+        ends_mid_line = bool(text) and not text.endswith("\n")
+        del text  # the lines are all that is needed now; a caller that kept no reference frees it
         data = LexInput(lines)
         items: list[_Item] = table_parser(_TRANSFORMER).parse(line_lexer().toks(data))
-        return _link(items, data, text)
+        return _link(items, data, ends_mid_line)
     finally:
         if enabled:
             gc.enable()
 
 
-def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
+def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
     """Turn the parsed items into a Dump: attach commands to output, pick the panic stack, link threads."""
     sections: list[Section] = []
     stacks: list[Stack] = []
@@ -402,7 +424,7 @@ def _link(items: list[_Item], data: LexInput, text: str) -> Dump:
         pt = next((t for t in linked if t.is_panic), None)
         panic_thread = pt.address if pt else None
 
-    if text and not text.endswith("\n") and data.lines and sections:
+    if ends_mid_line and data.lines and sections:
         last = sections[-1]
         if last.kind is SectionKind.RAW and last.end == len(data.lines):
             notes.append(f"line {len(data.lines)}: input ends mid-line (truncated)")
