@@ -145,15 +145,18 @@ class TableParser:
                 else:
                     children = []
                 if splices:
-                    flat: list[Any] = []
-                    for child in children:
+                    # a left-recursive list rule (x_star: x_star item) hands its growing list back
+                    # as the first child: extend that list in place, or every item copies it (n^2)
+                    first = children[0]
+                    flat: list[Any] = first if type(first) is _Spliced else [first]
+                    for child in children[1:]:
                         if type(child) is _Spliced:
                             flat.extend(child)
                         else:
                             flat.append(child)
                     children = flat
                 state_stack.append(states[state_stack[-1]][name][1])
-                values.append(method(children))
+                values.append(children if method is _Spliced and type(children) is _Spliced else method(children))
                 if state_stack[-1] == end_state and tok.type == "$END":
                     return values[-1]
         raise ParseError("token stream ended before the start rule was complete")
