@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 
 __all__ = [
+    "FRAME_SETTERS",
     "Cpu",
     "Dump",
     "Frame",
@@ -15,6 +16,8 @@ __all__ = [
     "Stack",
     "Status",
     "Thread",
+    "build_frame",
+    "build_thread",
 ]
 
 
@@ -208,3 +211,60 @@ class Dump:
         """True when nothing from mdb or the console was found: no section, prompt or banner at all."""
         return not (self.status or self.stacks or self.threads or self.panic_message or self.panicinfo
                     or self.cpus or any(s.kind is SectionKind.COMMAND for s in self.sections))
+
+
+# -- building the commonest objects fast -----------------------------------------------------------
+# A frozen dataclass's __init__ sets each field through object.__setattr__; a big transcript builds
+# hundreds of thousands of frames. These fill the same slots through their descriptors (the objects
+# are the same, equal and as immutable afterwards); the parser's hot loops use them.
+
+_FRAME_FIELDS = ("line", "function", "module", "offset", "args", "fp")
+_THREAD_FIELDS = ("line", "kind", "address", "frames", "description", "state", "sobj", "count", "stack_pointer",
+                  "proc", "lwp", "wchan", "failure", "is_panic")
+for _cls, _names in ((Frame, _FRAME_FIELDS), (Thread, _THREAD_FIELDS)):
+    if tuple(f.name for f in fields(_cls)) != _names:  # the builders take the values by position
+        raise TypeError(f"{_cls.__name__} fields changed: {[f.name for f in fields(_cls)]}")
+
+# The slot setters of Frame, in field order: for loops that inline build_frame.
+FRAME_SETTERS = tuple(getattr(Frame, name).__set__ for name in _FRAME_FIELDS)
+_THREAD_SETTERS = tuple(getattr(Thread, name).__set__ for name in _THREAD_FIELDS)
+_new = object.__new__
+
+
+def build_frame(line: int, function: str, module: str | None, offset: int | None,
+                args: tuple[int, ...] | None, fp: int | None) -> Frame:
+    """Frame(line, function, module, offset, args, fp), built slot by slot."""
+    f: Frame = _new(Frame)
+    s0, s1, s2, s3, s4, s5 = FRAME_SETTERS
+    s0(f, line)
+    s1(f, function)
+    s2(f, module)
+    s3(f, offset)
+    s4(f, args)
+    s5(f, fp)
+    return f
+
+
+def build_thread(line: int, kind: SectionKind, address: int | None, frames: tuple[Frame, ...],
+                 description: str | None = None, state: str | None = None, sobj: str | None = None,
+                 count: int | None = None, stack_pointer: int | None = None, proc: int | None = None,
+                 lwp: int | None = None, wchan: int | None = None, failure: str | None = None,
+                 is_panic: bool = False) -> Thread:
+    """Thread(...) with the same arguments, built slot by slot."""
+    t: Thread = _new(Thread)
+    s = _THREAD_SETTERS
+    s[0](t, line)
+    s[1](t, kind)
+    s[2](t, address)
+    s[3](t, frames)
+    s[4](t, description)
+    s[5](t, state)
+    s[6](t, sobj)
+    s[7](t, count)
+    s[8](t, stack_pointer)
+    s[9](t, proc)
+    s[10](t, lwp)
+    s[11](t, wchan)
+    s[12](t, failure)
+    s[13](t, is_panic)
+    return t

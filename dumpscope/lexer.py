@@ -11,7 +11,7 @@ from typing import Any
 from lark import Token
 from lark.lexer import Lexer
 
-from dumpscope.dump import Frame
+from dumpscope.dump import FRAME_SETTERS, Frame, build_frame
 from dumpscope.grammar import Tok
 from dumpscope.terminals import FirstTerminal
 
@@ -174,24 +174,9 @@ _interned: dict[str, str] = {}
 _INTERNED_MAX = 65536
 
 
-# Frame is a frozen dataclass; its generated __init__ pays object.__setattr__ per field. The
-# hot path fills the slots through their descriptors instead (same object, same immutability after).
 _NEW = object.__new__
-_SET = tuple(getattr(Frame, name).__set__ for name in ("line", "function", "module", "offset", "args", "fp"))
+_SET = FRAME_SETTERS  # build_frame's setters, for the loops that inline it
 _SIXTEEN = repeat(16)
-
-
-def _fast_frame(line: int, function: str, module: str | None, offset: int | None,
-                args: tuple[int, ...] | None, fp: int | None) -> Frame:
-    f = _NEW(Frame)
-    s0, s1, s2, s3, s4, s5 = _SET
-    s0(f, line)
-    s1(f, function)
-    s2(f, module)
-    s3(f, offset)
-    s4(f, args)
-    s5(f, fp)
-    return f
 
 
 _symbols: dict[str, tuple[str, str | None, int | None]] = {}
@@ -243,7 +228,7 @@ def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | Non
             argv = tuple(map(int, args_text.split(","), _SIXTEEN))
         except ValueError:
             argv = _args(args_text)
-    f = _NEW(Frame)  # _fast_frame, inline: this runs once per frame line of a big transcript
+    f = _NEW(Frame)  # build_frame, inline: this runs once per frame line of a big transcript
     s0, s1, s2, s3, s4, s5 = _SET
     s0(f, lineno)
     s1(f, hit[0])
@@ -512,7 +497,7 @@ class LineLexer(Lexer):
                 continue
             lineno = i
             if kind == "STACKS_FRAME":
-                append(_fast_frame(lineno, *_stacks_symbol(m), None, None))
+                append(build_frame(lineno, *_stacks_symbol(m), None, None))
                 continue
             args_text = m["args"]
             if m["close"] is None:

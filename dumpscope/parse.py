@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gc
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lark import Token, Transformer
 
-from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
+from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
 from dumpscope.grammar import Tok, line_lexer, table_parser
 from dumpscope.lexer import (
     LexInput,
@@ -176,8 +176,7 @@ class _Build(Transformer[Token, Any]):
             return Thread(line=head.line, kind=kind, address=hex_value(g["addr"]), frames=frames,
                           description=desc, stack_pointer=hex_value(g["sp"]), **more)
         # the commonest thread of a big transcript (::findstack -v of every thread): built by slot
-        return _thread(head.line, kind, hex_value(g["addr"]), frames, desc, None, None, None, hex_value(g["sp"]),
-                       None, None, None, None, False)
+        return build_thread(head.line, kind, hex_value(g["addr"]), frames, desc, stack_pointer=hex_value(g["sp"]))
 
     def findstack(self, c: list[Token]) -> _Item:
         t = self._findstack_thread(c, SectionKind.FINDSTACK)
@@ -201,9 +200,9 @@ class _Build(Transformer[Token, Any]):
         for head in heads:  # every member line of the group has the group's stack
             g = head.groups
             count, state = g["count"], g["state"]
-            threads.append(_thread(head.line, SectionKind.STACKS, int(g["addr"], 16), frames, None, state, g["sobj"],
-                                   int(count) if count.isdigit() else None, None, None, None, None, failure,
-                                   state == "PANIC"))
+            threads.append(build_thread(head.line, SectionKind.STACKS, int(g["addr"], 16), frames, None, state,
+                                        g["sobj"], int(count) if count.isdigit() else None, None, None, None,
+                                        None, failure, state == "PANIC"))
         return _Item(SectionKind.STACKS, heads[0].line, end, tuple(threads))
 
     def stacks(self, c: list[Any]) -> _Item:
@@ -269,23 +268,6 @@ class _Build(Transformer[Token, Any]):
 
 _TRANSFORMER = _Build()
 
-# Threads of the commonest sections are built slot by slot: the frozen dataclass's __init__ pays
-# object.__setattr__ for each of its 14 fields, and a big ::stacks or ::findstack has thousands.
-_THREAD_FIELDS = ("line", "kind", "address", "frames", "description", "state", "sobj", "count", "stack_pointer",
-                  "proc", "lwp", "wchan", "failure", "is_panic")
-if tuple(f.name for f in fields(Thread)) != _THREAD_FIELDS:  # _thread takes the values by position
-    raise TypeError(f"Thread fields changed: {[f.name for f in fields(Thread)]}")
-_THREAD_SLOTS = tuple(getattr(Thread, name).__set__ for name in _THREAD_FIELDS)
-
-
-def _thread(*values: Any) -> Thread:
-    """A Thread from all its fields in order (_THREAD_FIELDS), built slot by slot."""
-    t: Thread = object.__new__(Thread)
-    for setter, value in zip(_THREAD_SLOTS, values, strict=True):
-        setter(t, value)
-    return t
-
-
 # the bracket line's symbol ("_resume_from_idle+0x12b"), read once per distinct text: a ::findstack -v
 # of every thread repeats the same few
 _brackets: dict[str, tuple[str, str | None, int | None]] = {}
@@ -300,7 +282,7 @@ def _bracket_frame(b: LineTok) -> Frame:
         if len(_brackets) >= 4096:
             _brackets.clear()
         sym = _brackets[text] = (name, mod or None, offset_value(off))
-    return Frame(b.line, sym[0], sym[1], sym[2], (), hex_value(b.groups["sp"]))
+    return build_frame(b.line, sym[0], sym[1], sym[2], (), hex_value(b.groups["sp"]))
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
