@@ -214,7 +214,7 @@ def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | Non
             _mdb_symbols.clear()
         hit = _mdb_symbols[sym] = (name, mod)
     if off is not None:
-        offset: int | None = int(off[2:]) if off[:2] == "0t" else int(off, 16)
+        offset: int | None = int(off[2:]) if "t" in off else int(off, 16)  # "0t12" is decimal
     elif neg is not None:
         offset = -(offset_value(neg) or 0)
     else:
@@ -347,6 +347,27 @@ class LineLexer(Lexer):
         new = _NEW
         s0, s1, s2, s3, s4, s5 = _SET
         for i, text in enumerate(lines):
+            # most lines of a big transcript are complete mdb frames (every one has a "("), built
+            # right away; their text is not needed again, so it is released
+            m = frame_match(text) if "(" in text and len(text) <= MAX_LINE else None
+            if m is not None:
+                name("FRAME")
+                groups = m.groups()
+                if groups[5]:  # the closing parenthesis
+                    f = mdb_frame(i + 1, groups, None)
+                    val(f)
+                    lines[i] = RELEASED
+                    if run is not None and run_kind == "FRAME":
+                        run.append(f)
+                    else:
+                        run = runs[i] = [f]
+                        run_kind, run_start = "FRAME", i
+                else:  # a wrapped argument list: the token pass joins it, and walks this run itself
+                    val(m)
+                    if run is not None and run_kind == "FRAME":
+                        del runs[run_start]
+                    run = None
+                continue
             sym = symbols.get(text)  # a ::stacks frame line met before: the commonest line there
             if sym is None:
                 if not text or text.isspace():
@@ -359,26 +380,6 @@ class LineLexer(Lexer):
                     name("OTHER")
                     val(None)
                     run = None
-                    continue
-                # most lines of a big transcript are complete mdb frames, built right away; their
-                # text is not needed again, so it is released
-                m = frame_match(text) if "(" in text else None  # every mdb frame line has "("
-                if m is not None:
-                    name("FRAME")
-                    if m.group("close"):
-                        f = mdb_frame(i + 1, m.groups(), None)
-                        val(f)
-                        lines[i] = RELEASED
-                        if run is not None and run_kind == "FRAME":
-                            run.append(f)
-                        else:
-                            run = runs[i] = [f]
-                            run_kind, run_start = "FRAME", i
-                    else:  # a wrapped argument list: the token pass joins it, and walks this run itself
-                        val(m)
-                        if run is not None and run_kind == "FRAME":
-                            del runs[run_start]
-                        run = None
                     continue
                 hit = seen.get(text)  # classify()'s memo, looked up here: most lines repeat
                 k, m = hit if hit is not None else classify(text)
