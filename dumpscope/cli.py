@@ -17,7 +17,6 @@ from dumpscope.errors import DumpscopeError, InputError
 
 if TYPE_CHECKING:
     from dumpscope.dump import Dump
-    from dumpscope.verdict import Verdict
 
 __all__ = ["app", "main"]
 
@@ -230,43 +229,14 @@ def triage_cmd(
     if summary:
         _write_summary(collected, fmt)
     elif fmt is Format.table:
-        write(_render_table(collected))
+        from dumpscope.render import render_table
+
+        write(render_table(collected))
     elif fmt is Format.csv:
         from dumpscope.render import render_csv
 
         write(render_csv(collected))
     return EXIT_INPUT if failed else EXIT_OK
-
-
-def _render_table(verdicts: list[Verdict]) -> str:
-    """render.render_table's text, made without tabulate when every cell is plain printable ASCII.
-
-    tabulate measures each cell with wcwidth (~70 us a row): most of a cached re-run's time for
-    10,000 rows. For plain ASCII cells its 'simple' layout is easy to reproduce exactly: columns
-    as wide as their widest cell or header + 2, separated by two spaces, lines right-stripped.
-    Anything else (wide or combining characters, surrounding blanks tabulate would strip, no rows)
-    goes to tabulate; tests/test_cli_triage.py checks both give the same text.
-    """
-    from dumpscope.render import TABLE_COLUMNS, _row, render_table
-
-    rows = [_row(v) for v in verdicts]
-    if not rows or not all(map(_plain_cells, rows)):
-        return render_table(verdicts)
-    columns = zip(*rows, strict=True)
-    widths = [max(len(h) + 2, max(map(len, col))) for h, col in zip(TABLE_COLUMNS, columns, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [line.format(*TABLE_COLUMNS).rstrip(), "  ".join("-" * w for w in widths)]
-    lines.extend(line.format(*r).rstrip() for r in rows)
-    return "\n".join(lines) + "\n"
-
-
-def _plain_cells(cells: list[str]) -> bool:
-    # Printable ASCII, no cell starting or ending with a blank: then a cell's width is its length
-    # and tabulate keeps it as it is. One scan of the row, the cells delimited by NUL (not printable;
-    # the count shows no cell holds one).
-    line = "\0" + "\0".join(cells) + "\0"
-    return (line.isascii() and line.count("\0") == len(cells) + 1 and line.replace("\0", "").isprintable()
-            and " \0" not in line and "\0 " not in line)
 
 
 def _is_dir(path: str) -> bool:

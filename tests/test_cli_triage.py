@@ -16,7 +16,6 @@ from _triage_samples import OTHER, POSITIVE
 
 import dumpscope.signatures as signatures_mod
 from dumpscope.cli import main
-from dumpscope.verdict import Confidence, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 # issue 3 "Output" (at least these) plus the fields the brief adds, and the schema tag.
@@ -248,41 +247,5 @@ def test_a_changed_file_is_triaged_again_through_the_cli(tmp_path: Path, capsys,
     assert table == fresh_table
 
 
-def _table_verdicts() -> list[Verdict]:
-    ok = Verdict("dumps/a.txt", "ok", platform="joyent_20180216T202957Z", signature="illumos-12476",
-                 confidence=Confidence.LIKELY, bucket="9bcae4dcf7", title="cyclic reprogramming can race with removal")
-    return [ok, Verdict("dumps/b.txt", "error", error="empty file", title="error: empty file"),
-            Verdict("x" * 90, "ok", bucket="0123456789", title="t")]
 
 
-@pytest.mark.parametrize("odd", [
-    None,  # plain ASCII: the fast layout
-    {"source": "dumps/\u4e2d\u6587.txt"},  # wide characters: two columns each
-    {"title": "cafe\u0301 combining"},  # a combining accent: no column
-    {"title": "  blank around  "},  # tabulate strips cell edges
-    {"source": "tab\there \x1b[31m"},  # control characters, escaped to printable text
-    {"platform": ""},  # an empty cell shows '-'
-    {"title": "nul \x00 inside"},  # escaped like any control character
-])
-def test_the_fast_table_is_the_tabulate_table(odd: dict[str, str] | None) -> None:
-    from dumpscope.cli import _render_table
-    from dumpscope.render import render_table
-
-    rows = _table_verdicts()
-    if odd is not None:
-        rows.append(dataclasses.replace(rows[0], **odd))  # type: ignore[arg-type]
-    assert _render_table(rows) == render_table(rows)
-    assert _render_table([]) == render_table([])
-
-
-def test_plain_rows_do_not_go_through_tabulate(monkeypatch) -> None:
-    import dumpscope.render as render_mod
-    from dumpscope.cli import _render_table
-
-    want = render_mod.render_table(_table_verdicts())
-
-    def refuse(verdicts):  # type: ignore[no-untyped-def]
-        raise AssertionError("tabulate used for plain rows")
-
-    monkeypatch.setattr(render_mod, "render_table", refuse)
-    assert _render_table(_table_verdicts()) == want

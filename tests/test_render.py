@@ -1,8 +1,10 @@
-"""Tests for the streamed `dumpscope.parse/1` writer: byte-for-byte the json.dumps of dump_to_json."""
+"""Tests of render.py: the streamed `dumpscope.parse/1` writer (byte-for-byte the json.dumps of
+dump_to_json) and the verdict table (the tabulate layout, made without tabulate for plain rows)."""
 
 from __future__ import annotations
 
 import json
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from conftest import CORPUS, TRANSCRIPTS
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
 from dumpscope.parse import parse_transcript
 from dumpscope.render import dump_to_json, iter_dump_json
+from dumpscope.verdict import Confidence, Verdict
 
 
 def reference(dump: Dump, source: str) -> str:
@@ -95,3 +98,44 @@ def test_chunks_are_bounded() -> None:
     t = Thread(2, SectionKind.FINDSTACK, 1, (frame,) * 10)
     chunks = list(iter_dump_json(Dump(threads=(t,) * 1000), "x"))
     assert len(chunks) > 10 and max(map(len, chunks)) < 200_000
+
+
+# --- the verdict table ---------------------------------------------------------------------------
+
+
+def _table_verdicts() -> list[Verdict]:
+    ok = Verdict("dumps/a.txt", "ok", platform="joyent_20180216T202957Z", signature="illumos-12476",
+                 confidence=Confidence.LIKELY, bucket="9bcae4dcf7", title="cyclic reprogramming can race with removal")
+    return [ok, Verdict("dumps/b.txt", "error", error="empty file", title="error: empty file"),
+            Verdict("x" * 90, "ok", bucket="0123456789", title="t")]
+
+
+@pytest.mark.parametrize("odd", [
+    None,  # plain ASCII: the fast layout
+    {"source": "dumps/\u4e2d\u6587.txt"},  # wide characters: two columns each
+    {"title": "cafe\u0301 combining"},  # a combining accent: no column
+    {"title": "  blank around  "},  # tabulate strips cell edges
+    {"source": "tab\there \x1b[31m"},  # control characters, escaped to printable text
+    {"platform": ""},  # an empty cell shows '-'
+    {"title": "nul \x00 inside"},  # escaped like any control character
+])
+def test_the_fast_table_is_the_tabulate_table(odd: dict[str, str] | None) -> None:
+    from dumpscope.render import _row, _tabulate_table, render_table
+
+    rows = _table_verdicts()
+    if odd is not None:
+        rows.append(dataclasses.replace(rows[0], **odd))  # type: ignore[arg-type]
+    assert render_table(rows) == _tabulate_table([_row(v) for v in rows])
+    assert render_table([]) == _tabulate_table([])
+
+
+def test_plain_rows_do_not_go_through_tabulate(monkeypatch) -> None:
+    import dumpscope.render as render_mod
+
+    want = render_mod._tabulate_table([render_mod._row(v) for v in _table_verdicts()])
+
+    def refuse(rows):  # type: ignore[no-untyped-def]
+        raise AssertionError("tabulate used for plain rows")
+
+    monkeypatch.setattr(render_mod, "_tabulate_table", refuse)
+    assert render_mod.render_table(_table_verdicts()) == want
