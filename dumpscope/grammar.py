@@ -125,17 +125,21 @@ class TableParser:
         """Parse the token stream; returns what the transformer's start rule returns."""
         states = self._states
         end_state = self._end
+        end_tok = _END[0]
         state_stack = [self._start]
         values: list[Any] = []
+        row = states[self._start]  # the actions of the state on top of the stack
         for tok in chain(tokens, _END):
+            kind = tok[0]
             while True:
-                action = states[state_stack[-1]].get(tok.type)
+                action = row.get(kind)
                 if action is None:
-                    raise ParseError(f"unexpected {tok.type} token in state {state_stack[-1]}")
+                    raise ParseError(f"unexpected {kind} token in state {state_stack[-1]}")
                 shift, arg = action
                 if shift:
                     state_stack.append(arg)
                     values.append(tok)
+                    row = states[arg]
                     break
                 size, name, method, splices = arg
                 if size:
@@ -155,10 +159,12 @@ class TableParser:
                         else:
                             flat.append(child)
                     children = flat
-                state_stack.append(states[state_stack[-1]][name][1])
+                state = states[state_stack[-1]][name][1]
+                state_stack.append(state)
                 values.append(children if method is _Spliced and type(children) is _Spliced else method(children))
-                if state_stack[-1] == end_state and tok.type == "$END":
+                if tok is end_tok and state == end_state:
                     return values[-1]
+                row = states[state]
         raise ParseError("token stream ended before the start rule was complete")
 
 

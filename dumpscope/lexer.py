@@ -272,15 +272,17 @@ class LineLexer(Lexer):
         # Memoised: transcripts repeat lines verbatim (every ::stacks group ends in the same
         # "swtch+0x141 ... thread_start+8" frames). A match is immutable, so sharing it is safe.
         hit = self._seen.get(line)
-        if hit is not None:
-            return hit
+        return hit if hit is not None else self._remember(line)
+
+    def _remember(self, line: str) -> tuple[str, re.Match[str] | None]:
+        # classify() of a line not in the memo: classify it and remember it
         kind, m = self._classify(line)
         if kind == "OTHER" and line.lstrip().startswith(">"):
             kind, m = self._unquote(line)
         if len(self._seen) >= _SEEN_MAX:
             self._seen.clear()
-        self._seen[line] = (kind, m)
-        return kind, m
+        hit = self._seen[line] = (kind, m)
+        return hit
 
     def _classify(self, line: str) -> tuple[str, re.Match[str] | None]:
         if len(line) > MAX_LINE:
@@ -338,7 +340,7 @@ class LineLexer(Lexer):
         runs: dict[int, list[Frame]] = {}
         run: list[Frame] | None = None  # the run the previous line added to
         run_kind, run_start = "", 0
-        classify = self.classify
+        remember = self._remember
         seen = self._seen
         frame_rx = self._by_name.get("FRAME")
         frame_match = frame_rx.match if frame_rx is not None else _no_match
@@ -382,7 +384,7 @@ class LineLexer(Lexer):
                     run = None
                     continue
                 hit = seen.get(text)  # classify()'s memo, looked up here: most lines repeat
-                k, m = hit if hit is not None else classify(text)
+                k, m = hit if hit is not None else remember(text)
                 if k != "STACKS_FRAME" or m is None or m.string != text:
                     name(k)
                     val(m)
