@@ -349,6 +349,11 @@ class LineLexer(Lexer):
         new = _NEW
         s0, s1, s2, s3, s4, s5 = _SET
         for i, text in enumerate(lines):
+            if not text:  # an empty line (one with only blanks is found below)
+                name("BLANK")
+                val(None)
+                run = None
+                continue
             # most lines of a big transcript are complete mdb frames (every one has a "("), built
             # right away; their text is not needed again, so it is released
             m = frame_match(text) if "(" in text and len(text) <= MAX_LINE else None
@@ -372,7 +377,7 @@ class LineLexer(Lexer):
                 continue
             sym = symbols.get(text)  # a ::stacks frame line met before: the commonest line there
             if sym is None:
-                if not text or text.isspace():
+                if text.isspace():
                     name("BLANK")
                     val(None)
                     run = None
@@ -439,12 +444,13 @@ class LineLexer(Lexer):
     def _tokens(self, data: LexInput, kinds: _Kinds) -> Iterator[Tok]:
         new_tok = tuple.__new__  # a Tok without NamedTuple's Python-level __new__
         lines = data.lines
+        names = kinds.names
         vals = kinds.vals
         runs = kinds.runs
-        n = len(kinds.names)
+        n = len(names)
         i = 0
         while i < n:
-            kind, m = kinds.names[i], vals[i]
+            kind, m = names[i], vals[i]
             if kind == "BLANK":
                 i += 1
                 continue
@@ -452,7 +458,7 @@ class LineLexer(Lexer):
                 # consecutive lines of these kinds make one token, a tuple of LineToks: raw text
                 # nobody understands (prose, ::msgbuf chatter), and the member lines of a ::stacks -a group
                 run = []
-                while i < n and kinds.names[i] == kind:
+                while i < n and names[i] == kind:
                     m = vals[i]
                     vals[i] = None
                     run.append(LineTok(i + 1, lines[i], m.groupdict() if m is not None else {}))
