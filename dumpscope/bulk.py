@@ -103,7 +103,7 @@ def _process(src: Source, state: _State) -> _Result:
 
 def _process_path(name: str, state: _State) -> _Result:
     try:
-        src = read_source(name, max_bytes=state.max_bytes)
+        src = read_source(name, max_bytes=state.max_bytes, digest=state.caching)  # the digest is a cache key
     except Exception as exc:  # noqa: BLE001 - read_source never raises by contract; belt and braces
         src = Source(name, None, f"internal error reading: {type(exc).__name__}: {exc}", "", 0)
     return _process(src, state)

@@ -58,7 +58,7 @@ class Source:
     name: str  # the path as the user gave it (walked files: given dir joined with relative path); '<stdin>' for '-'
     text: str | None  # decoded text, BOM stripped, line endings untouched; None when error is set
     error: str | None  # one-line reason the input is unusable ("no such file", "empty file", ...); None if usable
-    digest: str  # sha256 hex of the bytes after decompression (cache key); '' when error is set
+    digest: str  # sha256 hex of the bytes after decompression (cache key); '' when error is set or not asked for
     size: int  # bytes as stored (compressed size for compressed inputs; st_size for refused large files)
     notes: tuple[str, ...] = ()  # degradations that still left usable text ("decompressed gzip", ...)
 
@@ -224,7 +224,7 @@ class _Unusable(Exception):
 
 
 def read_source(
-    path: str, *, stdin: BinaryIO | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    path: str, *, stdin: BinaryIO | None = None, max_bytes: int = DEFAULT_MAX_BYTES, digest: bool = True
 ) -> Source:
     """Read one input named by the user and decode it to text.
 
@@ -234,7 +234,8 @@ def read_source(
     are refused without being read whole. Never raises for I/O or content problems: the returned
     Source carries a one-line `error` instead (missing, directory, permission, empty, binary,
     undecodable, too large, corrupt compressed data). Text that is mostly UTF-8 with a few bad
-    bytes is decoded with replacement characters and a note.
+    bytes is decoded with replacement characters and a note. With `digest=False` the content is not
+    hashed (the digest is only a cache key) and `Source.digest` is ''.
     """
     name = STDIN_NAME if path == "-" else path
     size = 0
@@ -250,7 +251,7 @@ def read_source(
         text = _decode(data, notes)
     except _Unusable as exc:
         return Source(name, None, str(exc), "", size or exc.size, tuple(notes))
-    return Source(name, text, None, hashlib.sha256(data).hexdigest(), size, tuple(notes))
+    return Source(name, text, None, hashlib.sha256(data).hexdigest() if digest else "", size, tuple(notes))
 
 
 def iter_sources(

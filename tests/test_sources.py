@@ -504,3 +504,11 @@ def test_arbitrary_bytes_give_text_or_one_line_error(prefix: bytes, body: bytes)
     assert (src.error is None) == (src.digest != "")
     if src.error is not None:
         assert src.error and "\n" not in src.error
+
+
+def test_the_digest_is_computed_only_when_asked_for(tmp_path: Path) -> None:
+    p = tmp_path / "t.txt"
+    p.write_text("> ::status\npanic message: x\n")
+    hashed, plain = read_source(str(p)), read_source(str(p), digest=False)
+    assert hashed.digest == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert plain.digest == "" and plain.text == hashed.text and plain.notes == hashed.notes
