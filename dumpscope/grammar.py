@@ -82,7 +82,8 @@ _END = (Tok("$END", None),)
 
 
 class _Spliced(list[Any]):
-    """The children of an inlined rule (_item, the generated __x_star lists): spliced into the parent."""
+    """The children of an inlined rule (a `_name` rule, or a list rule Lark generates for `x*`): spliced
+    into the parent rule's children."""
 
     __slots__ = ()
 
