@@ -172,16 +172,17 @@ class _Build(Transformer[Token, Any]):
         desc = g.get("desc")
         if g.get("free"):
             desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
+        # addr and sp are hex by the terminal's regex
         if more:
-            return Thread(line=head.line, kind=kind, address=hex_value(g["addr"]), frames=frames,
-                          description=desc, stack_pointer=hex_value(g["sp"]), **more)
+            return Thread(line=head.line, kind=kind, address=int(g["addr"], 16), frames=frames,
+                          description=desc, stack_pointer=int(g["sp"], 16), **more)
         # the commonest thread of a big transcript (::findstack -v of every thread): built by slot
-        return build_thread(head.line, kind, hex_value(g["addr"]), frames, desc, stack_pointer=hex_value(g["sp"]))
+        return build_thread(head.line, kind, int(g["addr"], 16), frames, desc, stack_pointer=int(g["sp"], 16))
 
     def findstack(self, c: list[Token]) -> _Item:
         t = self._findstack_thread(c, SectionKind.FINDSTACK)
-        start, end = _span(c)
-        return _Item(SectionKind.FINDSTACK, start, end, (t,))
+        # the thread's last frame ends the section (the header line when it has none)
+        return _Item(SectionKind.FINDSTACK, t.line, t.frames[-1].line if t.frames else t.line, (t,))
 
     def stacks_group(self, c: list[Token]) -> _Item:
         # the commonest rule of a big ::stacks: kept lean (no _span, threads built by slot)
@@ -282,7 +283,7 @@ def _bracket_frame(b: LineTok) -> Frame:
         if len(_brackets) >= 4096:
             _brackets.clear()
         sym = _brackets[text] = (name, mod or None, offset_value(off))
-    return build_frame(b.line, sym[0], sym[1], sym[2], (), hex_value(b.groups["sp"]))
+    return build_frame(b.line, sym[0], sym[1], sym[2], (), int(b.groups["sp"], 16))  # hex by the terminal
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
