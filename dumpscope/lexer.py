@@ -26,6 +26,7 @@ __all__ = [
     "needs_cleaning",
     "offset_value",
     "split_lines",
+    "split_symbol",
 ]
 
 # A line longer than this is kept as raw text without running the line regexes on it: no mdb line
@@ -168,10 +169,23 @@ RELEASED = "\x00"
 
 def _no_match(_line: str) -> None:
     return None
-# One string per distinct function name: a big transcript names the same few hundred functions
-# hundreds of thousands of times. Bounded, so a long bulk run over hostile input cannot grow it.
-_interned: dict[str, str] = {}
-_INTERNED_MAX = 65536
+# (function, module) per distinct symbol text: a big transcript names the same few hundred functions
+# hundreds of thousands of times, and every frame then shares one string per name. Bounded, so a long
+# bulk run over hostile input cannot grow it.
+_names: dict[str, tuple[str, str | None]] = {}
+_NAMES_MAX = 65536
+
+
+def split_symbol(sym: str) -> tuple[str, str | None]:
+    """(function, module) of a symbol as mdb prints it: 'swtch' -> ('swtch', None), 'libc.so.1`syscall'
+    -> ('syscall', 'libc.so.1'). A module name holds no backtick, so the first one ends it."""
+    hit = _names.get(sym)
+    if hit is None:
+        mod, tick, name = sym.partition("`")
+        if len(_names) >= _NAMES_MAX:
+            _names.clear()
+        hit = _names[sym] = (name, mod) if tick else (sym, None)
+    return hit
 
 
 _NEW = object.__new__
@@ -183,36 +197,21 @@ _symbols: dict[str, tuple[str, str | None, int | None]] = {}
 
 
 def _stacks_symbol(m: re.Match[str]) -> tuple[str, str | None, int | None]:
-    # (function, module, offset) of a ::stacks frame line; the same few lines repeat in every group
+    # (function, module, offset) of a ::stacks frame line, by the line's text: the same few lines
+    # repeat in every group, and the lexer's loop looks a line up here before classifying it
     text = m.string
     hit = _symbols.get(text)
     if hit is None:
-        sym = m["sym"]
-        mod = None
-        if "`" in sym:
-            mod, sym = sym.split("`", 1)
         if len(_symbols) >= 4096:
             _symbols.clear()
-        hit = _symbols[text] = (_interned.setdefault(sym, sym), mod, offset_value(m["off"]))
+        hit = _symbols[text] = (*split_symbol(m["sym"]), offset_value(m["off"]))
     return hit
-
-
-# (function, module) of a FRAME terminal's symbol text: "swtch", "libc.so.1`syscall"; bounded like _interned
-_mdb_symbols: dict[str, tuple[str, str | None]] = {}
 
 
 def _mdb_frame(lineno: int, groups: tuple[str | None, ...], args_text: str | None) -> Frame:
     # groups of the FRAME terminal, in order: fp, sym, off, neg, args, close
-    fp, sym_text, off, neg, args, _close = groups
-    sym: str = sym_text  # type: ignore[assignment]  # the group is not optional
-    hit = _mdb_symbols.get(sym)
-    if hit is None:
-        name, mod = sym, None
-        if "`" in name:
-            mod, name = name.split("`", 1)
-        if len(_mdb_symbols) >= _INTERNED_MAX:
-            _mdb_symbols.clear()
-        hit = _mdb_symbols[sym] = (name, mod)
+    fp, sym, off, neg, args, _close = groups
+    hit = _names.get(sym) or split_symbol(sym)  # type: ignore[arg-type]  # the group is not optional
     if off is not None:
         offset: int | None = int(off[2:]) if "t" in off else int(off, 16)  # "0t12" is decimal
     elif neg is not None:

@@ -19,6 +19,7 @@ from dumpscope.lexer import (
     needs_cleaning,
     offset_value,
     split_lines,
+    split_symbol,
 )
 
 __all__ = ["parse_transcript"]
@@ -269,21 +270,10 @@ class _Build(Transformer[Token, Any]):
 
 _TRANSFORMER = _Build()
 
-# the bracket line's symbol ("_resume_from_idle+0x12b"), read once per distinct text: a ::findstack -v
-# of every thread repeats the same few
-_brackets: dict[str, tuple[str, str | None, int | None]] = {}
-
-
 def _bracket_frame(b: LineTok) -> Frame:
-    text = b.groups["sym"] or ""
-    sym = _brackets.get(text)
-    if sym is None:
-        func, _, off = text.partition("+")
-        mod, _, name = func.rpartition("`")
-        if len(_brackets) >= 4096:
-            _brackets.clear()
-        sym = _brackets[text] = (name, mod or None, offset_value(off))
-    return build_frame(b.line, sym[0], sym[1], sym[2], (), int(b.groups["sp"], 16))  # hex by the terminal
+    func, _, off = (b.groups["sym"] or "").partition("+")
+    name, mod = split_symbol(func)
+    return build_frame(b.line, name, mod, offset_value(off), (), int(b.groups["sp"], 16))  # hex by the terminal
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dumpscope.lexer import clean_line, needs_cleaning, split_lines
+from dumpscope.lexer import clean_line, needs_cleaning, split_lines, split_symbol
 
 
 @pytest.mark.parametrize("text", [
@@ -36,3 +36,14 @@ def test_needs_cleaning_is_false_without_artefacts(text: str) -> None:
 def test_split_lines_splits_on_newline_only() -> None:
     assert split_lines("a\x0bb\nc\x1cd\n") == ["a\x0bb", "c\x1cd"]
     assert split_lines("a\n\nb") == ["a", "", "b"]
+
+
+@pytest.mark.parametrize(("sym", "want"), [
+    ("swtch", ("swtch", None)),
+    ("libc.so.1`syscall", ("syscall", "libc.so.1")),
+    ("zfs`0xfffffffff7a3c123", ("0xfffffffff7a3c123", "zfs")),
+    ("a`b`c", ("b`c", "a")),  # a module name holds no backtick: the first one ends it
+])
+def test_split_symbol(sym: str, want: tuple[str, str | None]) -> None:
+    assert split_symbol(sym) == want
+    assert split_symbol(sym) is split_symbol(sym)  # one result per distinct text: frames share the names
