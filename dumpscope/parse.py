@@ -180,10 +180,13 @@ class _Build(Transformer[Token, Any]):
         # the commonest thread of a big transcript (::findstack -v of every thread): built by slot
         return build_thread(head.line, kind, int(g["addr"], 16), frames, desc, stack_pointer=int(g["sp"], 16))
 
-    def findstack(self, c: list[Token]) -> _Item:
-        t = self._findstack_thread(c, SectionKind.FINDSTACK)
-        # the thread's last frame ends the section (the header line when it has none)
-        return _Item(SectionKind.FINDSTACK, t.line, t.frames[-1].line if t.frames else t.line, (t,))
+    def findstack_thread(self, c: list[Token]) -> Thread:
+        return self._findstack_thread(c, SectionKind.FINDSTACK)
+
+    def findstack(self, c: list[Thread]) -> _Item:
+        last = c[-1]
+        # the last thread's last frame ends the section (its header line when it has none)
+        return _Item(SectionKind.FINDSTACK, c[0].line, last.frames[-1].line if last.frames else last.line, tuple(c))
 
     def stacks_group(self, c: list[Token]) -> _Item:
         # the commonest rule of a big ::stacks: kept lean (no _span, threads built by slot)

@@ -67,6 +67,29 @@ def test_findstack_thread_with_description() -> None:
     assert t.frames[3].args == (0xfffffdc5496f0d40, 0xc3, 0, 0)
 
 
+def test_findstack_of_every_thread_is_one_section_of_its_command() -> None:
+    # `::walk thread | ::findstack -v` prints thread after thread, blank lines between: one command's
+    # output, so one section that keeps the command (not one section per thread, the later ones orphaned)
+    text = ("> ::walk thread | ::findstack -v\n"
+            "stack pointer for thread fffffe0012345678 (bhyve/1 [vcpu 0]): fffffb0412345678\n"
+            "[ fffffb0412345678 _resume_from_idle+0x12b() ]\n"
+            "  fffffb0412345690 swtch+0x141()\n\n"
+            "stack pointer for thread fffffe0012345680: fffffb0412345700\n"
+            "  fffffb0412345720 cv_wait+0x70(fffffe0012345690, 1f)\n\n"
+            "stack pointer for thread fffffe0012345700 (tq:zio): fffffb0412345800\n"
+            "> $C\nfffffb0412345900 vpanic()\n")
+    dump = parse_transcript(text)
+    assert [(s.kind, s.start, s.end, s.command) for s in dump.sections] == [
+        (SectionKind.COMMAND, 1, 1, "::walk thread | ::findstack -v"),
+        (SectionKind.FINDSTACK, 2, 9, "::walk thread | ::findstack -v"),
+        (SectionKind.COMMAND, 10, 10, "$C"),
+        (SectionKind.STACK, 11, 11, "$C"),
+    ]
+    assert [(t.address, t.line, len(t.frames)) for t in dump.threads] == [
+        (0xfffffe0012345678, 2, 2), (0xfffffe0012345680, 6, 1), (0xfffffe0012345700, 9, 0)]
+    assert dump.threads[1].frames[0].args == (0xfffffe0012345690, 0x1f)
+
+
 def test_panic_thread_is_linked_not_counted_twice() -> None:
     text = (
         "> ::panicinfo\n             cpu                1\n          thread ffffff001e817c40\n"
