@@ -8,7 +8,7 @@ from lark import Lark
 
 from dumpscope.dump import SectionKind
 from dumpscope.grammar import FORMAT_GRAMMARS, grammar_dir, grammar_text, transcript_parser
-from dumpscope.lexer import LineLexer
+from dumpscope.lexer import LexInput, LineLexer
 from dumpscope.parse import parse_transcript
 
 
@@ -144,9 +144,17 @@ def _slow_classify(lexer: LineLexer, line: str) -> str:
     return "OTHER"
 
 
+def _first_pass_kind(lexer: LineLexer, line: str) -> str:
+    # the kind the lexer's own pass gives a line (it tries FRAME before classifying, and remembers
+    # ::stacks frame lines): the token a one-line input becomes
+    toks = list(lexer.toks(LexInput([line])))
+    return toks[0][0] if toks else "BLANK"
+
+
 def test_fast_terminal_choice_equals_trying_every_terminal_in_order() -> None:
     # FirstTerminal skips indentation once and tries only the terminals that can start with the
-    # line's first character; on every line of every fixture it must pick what the plain loop picks.
+    # line's first character; on every line of every fixture it must pick what the plain loop picks,
+    # and so must the lexer's pass, which tries FRAME first.
     from conftest import TRANSCRIPTS, read_text
 
     lexer = _lexer()
@@ -158,8 +166,8 @@ def test_fast_terminal_choice_equals_trying_every_terminal_in_order() -> None:
         if line.lstrip().startswith(">"):
             continue  # quote peeling is the classifier's own business
         fast, _ = lexer._classify(line)
-        if fast != _slow_classify(lexer, line):
-            wrong.append((line, fast, _slow_classify(lexer, line)))
+        if fast != _slow_classify(lexer, line) or _first_pass_kind(lexer, line) != fast:
+            wrong.append((line, fast, _first_pass_kind(lexer, line), _slow_classify(lexer, line)))
     assert not wrong, wrong[:5]
 
 
@@ -201,4 +209,6 @@ def test_fast_terminal_choice_on_generated_lines(pieces: list[str]) -> None:
     if line.lstrip().startswith(">"):
         return  # quote peeling is the classifier's own business
     lexer = _lexer()
-    assert lexer._classify(line)[0] == _slow_classify(lexer, line)
+    want = _slow_classify(lexer, line)
+    assert lexer._classify(line)[0] == want
+    assert _first_pass_kind(lexer, line) == (want if line.strip() else "BLANK")
