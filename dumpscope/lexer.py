@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any
-
-from lark import Token
-from lark.lexer import Lexer
 
 from dumpscope.dump import FRAME_SETTERS, Frame, build_frame
 from dumpscope.grammar import Tok
@@ -239,13 +236,15 @@ class _Kinds:
     runs: dict[int, list[Frame]]  # runs of complete frame lines, by the index of their first line
 
 
-class LineLexer(Lexer):
-    """Lark custom lexer: one token per line, one token per run of frame lines."""
+class LineLexer:
+    """One token per line, one token per run of frame lines (grammar.lark_lexer_class() puts it behind
+    Lark's custom-lexer interface)."""
 
-    def __init__(self, lexer_conf: Any) -> None:
-        terms = sorted(lexer_conf.terminals, key=lambda t: -t.priority)
+    def __init__(self, terminals: Iterable[Sequence[Any]]) -> None:
+        """terminals: (name, regex, priority) of each line terminal, as the grammar defines them."""
+        terms = sorted(terminals, key=lambda t: -t[2])  # stable: equal priorities keep their order
         self.terminals: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-            (t.name, re.compile(t.pattern.to_regexp())) for t in terms
+            (name, re.compile(pattern)) for name, pattern, _priority in terms
         )
         self._by_name = dict(self.terminals)
         self._first = FirstTerminal(self.terminals)
@@ -310,13 +309,6 @@ class LineLexer(Lexer):
         return "OTHER", None
 
     # -- the token stream ----------------------------------------------------------------------
-
-    def lex(self, data: LexInput) -> Iterator[Token]:  # type: ignore[override]
-        """Lark's lexer interface (used by Lark.parse, the reference path): toks() as lark Tokens."""
-        for kind, payload in self.toks(data):
-            tok = Token(kind, "")
-            tok.value = payload
-            yield tok
 
     def toks(self, data: LexInput) -> Iterator[Tok]:
         """The line tokens of the input, for grammar.TableParser: one per line, one per run."""

@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lark import Token, Transformer
-
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
 from dumpscope.grammar import Tok, line_lexer, table_parser
 from dumpscope.lexer import (
@@ -59,7 +57,7 @@ class _Item:
 
 
 def _ends(x: Any) -> tuple[int, int]:
-    v = x.value if isinstance(x, (Tok, Token)) else x
+    v = x.value if hasattr(x, "type") else x  # a token: Tok, or lark's Token on the reference path
     if isinstance(v, LineTok):
         return v.line, v.line
     if isinstance(v, _Item):
@@ -76,13 +74,14 @@ def _span(children: list[Any]) -> tuple[int, int]:
     return _ends(children[0])[0], _ends(children[-1])[1]
 
 
-class _Build(Transformer[Token, Any]):
-    """Builds values bottom-up as the LALR parser reduces (Lark runs it inline: no tree is kept)."""
+class _Build:
+    """Builds values bottom-up as the LALR parser reduces: one method per rule (TableParser calls them;
+    on the reference path Lark runs them inline, and no tree is kept)."""
 
     def start(self, items: list[_Item]) -> list[_Item]:
         return items
 
-    def command(self, c: list[Token]) -> _Item:
+    def command(self, c: list[Tok]) -> _Item:
         tok = c[0]
         lt: LineTok = tok.value
         if tok.type == "PROMPT":
@@ -91,14 +90,14 @@ class _Build(Transformer[Token, Any]):
             return _Item(SectionKind.COMMAND, lt.line, lt.line, None)
         return _Item(SectionKind.COMMAND, lt.line, lt.line, "")  # banner: not a command
 
-    def raw(self, c: list[Token]) -> _Item:
+    def raw(self, c: list[Tok]) -> _Item:
         tok = c[0]
         v = tok.value
         if isinstance(v, tuple):  # a run of raw lines, or of stray ::stacks-style frames
             return _Item(SectionKind.RAW, v[0].line, v[-1].line, None)
         return _Item(SectionKind.RAW, v.line, v.line, tok.type)
 
-    def status(self, c: list[Token]) -> _Item:
+    def status(self, c: list[Tok]) -> _Item:
         start, end = _span(c)
         fields: dict[str, Any] = {}
         lines: list[tuple[str, int]] = []
@@ -149,16 +148,16 @@ class _Build(Transformer[Token, Any]):
         status = Status(line=start, extra=tuple(extra), lines=tuple(lines), **fields)
         return _Item(SectionKind.STATUS, start, end, status)
 
-    def stack(self, c: list[Token]) -> _Item:
+    def stack(self, c: list[Tok]) -> _Item:
         frames: tuple[Frame, ...] = c[0].value
         return _Item(SectionKind.STACK, frames[0].line, frames[-1].line, Stack(frames[0].line, frames))
 
-    def console_stack(self, c: list[Token]) -> _Item:
+    def console_stack(self, c: list[Tok]) -> _Item:
         frames: tuple[Frame, ...] = c[0].value
         st = Stack(frames[0].line, frames, command=None, console=True)
         return _Item(SectionKind.CONSOLE, frames[0].line, frames[-1].line, st)
 
-    def _findstack_thread(self, c: list[Token], kind: SectionKind, **more: Any) -> Thread:
+    def _findstack_thread(self, c: list[Tok], kind: SectionKind, **more: Any) -> Thread:
         head: LineTok = c[0].value
         g = head.groups
         bracket: Frame | None = None
@@ -180,7 +179,7 @@ class _Build(Transformer[Token, Any]):
         # the commonest thread of a big transcript (::findstack -v of every thread): built by slot
         return build_thread(head.line, kind, int(g["addr"], 16), frames, desc, stack_pointer=int(g["sp"], 16))
 
-    def findstack_thread(self, c: list[Token]) -> Thread:
+    def findstack_thread(self, c: list[Tok]) -> Thread:
         return self._findstack_thread(c, SectionKind.FINDSTACK)
 
     def findstack(self, c: list[Thread]) -> _Item:
@@ -188,7 +187,7 @@ class _Build(Transformer[Token, Any]):
         # the last thread's last frame ends the section (its header line when it has none)
         return _Item(SectionKind.FINDSTACK, c[0].line, last.frames[-1].line if last.frames else last.line, tuple(c))
 
-    def stacks_group(self, c: list[Token]) -> _Item:
+    def stacks_group(self, c: list[Tok]) -> _Item:
         # the commonest rule of a big ::stacks: kept lean (no _span, threads built by slot)
         heads: tuple[LineTok, ...] = c[0].value
         frames: tuple[Frame, ...] = ()
@@ -213,7 +212,7 @@ class _Build(Transformer[Token, Any]):
     def stacks(self, c: list[Any]) -> _Item:
         return self._collect(SectionKind.STACKS, c)
 
-    def threadlist_entry(self, c: list[Token]) -> _Item:
+    def threadlist_entry(self, c: list[Tok]) -> _Item:
         row: LineTok = c[0].value
         g = row.groups
         start, end = _span(c)
@@ -248,12 +247,12 @@ class _Build(Transformer[Token, Any]):
         start, end = _span(c)
         return _Item(kind, start, end, tuple(threads))
 
-    def panicinfo(self, c: list[Token]) -> _Item:
+    def panicinfo(self, c: list[Tok]) -> _Item:
         start, end = _span(c)
         fields = tuple((t.value.groups["name"], t.value.groups["value"]) for t in c)
         return _Item(SectionKind.PANICINFO, start, end, fields)
 
-    def cpuinfo(self, c: list[Token]) -> _Item:
+    def cpuinfo(self, c: list[Tok]) -> _Item:
         start, end = _span(c)
         cpus = []
         for tok in c:
@@ -263,7 +262,7 @@ class _Build(Transformer[Token, Any]):
                                 hex_value(g["thread"]), (g["proc"] or None)))
         return _Item(SectionKind.CPUINFO, start, end, tuple(cpus))
 
-    def console_panic(self, c: list[Token]) -> _Item:
+    def console_panic(self, c: list[Tok]) -> _Item:
         lt: LineTok = c[0].value
         g = lt.groups
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),

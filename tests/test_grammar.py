@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings, strategies as st
 from lark import Lark
 
 from dumpscope.dump import SectionKind
-from dumpscope.grammar import FORMAT_GRAMMARS, grammar_dir, grammar_text, transcript_parser
+from dumpscope.grammar import (
+    FORMAT_GRAMMARS,
+    TABLE_FILE,
+    build_table,
+    grammar_digest,
+    grammar_dir,
+    grammar_text,
+    lark_lexer_class,
+    line_lexer,
+    read_table,
+    table_json,
+    transcript_parser,
+)
 from dumpscope.lexer import LexInput, LineLexer
 from dumpscope.parse import parse_transcript
 
 
 def _lexer() -> LineLexer:
-    return transcript_parser().parser.lexer.lexer  # type: ignore[no-any-return]
+    return line_lexer()
 
 
 @pytest.mark.parametrize("name", FORMAT_GRAMMARS)
@@ -28,7 +42,27 @@ def test_each_format_grammar_loads_on_its_own(name: str) -> None:
     rule = {"console": "console_stack"}.get(name, name)
     text = grammar_text(("common", "status", "findstack", name)) if name == "threadlist" else \
         grammar_text(("common", name))
-    Lark(text + f"\nstart: {rule}+\n", parser="lalr", lexer=LineLexer)
+    Lark(text + f"\nstart: {rule}+\n", parser="lalr", lexer=lark_lexer_class())
+
+
+def test_saved_table_is_the_one_lark_builds_from_the_grammar() -> None:
+    # grammars/transcript.table.json is what the parser runs: after a .lark change, regenerate it
+    # with `python -m dumpscope.grammar` (a stale file is not used, but parsing is then slower)
+    saved = (grammar_dir() / TABLE_FILE).read_text(encoding="utf-8")
+    assert read_table(grammar_dir() / TABLE_FILE, grammar_digest()) is not None, "stale: python -m dumpscope.grammar"
+    assert saved == table_json(build_table()), "stale: python -m dumpscope.grammar"
+
+
+def test_a_table_built_from_another_grammar_is_not_used(tmp_path: Path) -> None:
+    table = build_table()
+    path = tmp_path / TABLE_FILE
+    path.write_text(table_json(table), encoding="utf-8")
+    assert read_table(path, grammar_digest()) == table
+    assert read_table(path, "0" * 64) is None  # the grammar changed since
+    for junk in ("", "{", "[]", '{"format": "dumpscope.lalr/0"}', "\x00"):
+        path.write_text(junk, encoding="utf-8")
+        assert read_table(path, grammar_digest()) is None
+    assert read_table(tmp_path / "missing.json", grammar_digest()) is None
 
 
 def test_composed_grammar_builds_an_lalr_parser() -> None:
