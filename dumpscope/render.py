@@ -143,9 +143,21 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
 
 _T = TypeVar("_T")
 _KINDS: dict[SectionKind, str] = {k: _quote(k.value) for k in SectionKind}
-# "[%d,%d]" for two arguments: ints print as in json.dumps (%d is str() for an int)
-_ARGS = tuple("[" + ",".join(["%d"] * n) + "]" for n in range(16))
 _CHUNK_ITEMS = 64  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
+
+
+def _frame_template(nargs: int) -> str:
+    # One frame of frame_to_json (sorted keys: args, fp, function, line, module, offset) with nargs
+    # integer arguments and an fp, for `template % (args + (fp, function, line, module, offset))`:
+    # function and module already quoted (or null), ints as json.dumps prints them (%d is str()).
+    args = ",".join(["%d"] * nargs)
+    return '{"args":[' + args + '],"fp":"%x","function":%s,"line":%d,"module":%s,"offset":%d}'
+
+
+# one template per argument count, for the frames of ::findstack -v, $C and console stacks
+_FRAME_WITH_ARGS = tuple(_frame_template(n) for n in range(16))
+# any other frame: args, fp and offset formatted first, each possibly null
+_FRAME_ANY = '{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":%s}'
 
 
 class _Quoted(dict[str | None, str]):
@@ -170,30 +182,20 @@ def _str_json(text: str | None) -> str:
 
 def _frames_json_text(frames: Sequence[Frame], q: _Quoted) -> str:
     # The hot path of `parse --format json` on big transcripts: the bytes of frame_to_json through
-    # json.dumps (sorted keys: args, fp, function, line, module, offset), one f-string per frame;
-    # the argument list by a %-template for its length (faster than a join over map(str, ...)).
+    # json.dumps, one %-format per frame (it writes ints straight into the result, where an
+    # f-string makes a str per field and then joins them).
     out: list[str] = []
     add = out.append
     for f in frames:
         a = f.args
         p = f.fp
         o = f.offset
-        m = f.module
-        if a is None:
-            args = "null"
+        if a is not None and p is not None and o is not None and len(a) < 16:
+            add(_FRAME_WITH_ARGS[len(a)] % (a + (p, q[f.function], f.line, q[f.module], o)))
         else:
-            try:
-                args = _ARGS[len(a)] % a
-            except IndexError:  # a long argument list (rare)
-                args = f'[{",".join(map(str, a))}]'
-        if p is not None and o is not None and m is None:  # $C, ::findstack -v; "%x" % p beats f"{p:x}"
-            add(f'{{"args":{args},"fp":"{"%x" % p}","function":{q[f.function]},'
-                f'"line":{f.line},"module":null,"offset":{o}}}')
-        else:
-            fp = "null" if p is None else f'"{p:x}"'
-            off = "null" if o is None else str(o)
-            add(f'{{"args":{args},"fp":{fp},"function":{q[f.function]},'
-                f'"line":{f.line},"module":{q[m]},"offset":{off}}}')
+            add(_FRAME_ANY % ("null" if a is None else f'[{",".join(map(str, a))}]',
+                              "null" if p is None else '"%x"' % p,
+                              q[f.function], f.line, q[f.module], "null" if o is None else o))
     return f'[{",".join(out)}]'
 
 
