@@ -53,6 +53,11 @@ _QUOTE = re.compile(r"^\s*>\s?")
 _SPARC_REGS = re.compile(r"^\s*%[lgoi]\d-\d:")
 _WORDY = re.compile(r"[A-Za-z0-9_]{2}")
 _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
+# The frame line exactly as mdb prints it in $C and ::findstack -v: "  fp func+0xoff(args)". Every line
+# this matches, the FRAME terminal matches with the same groups (tests/test_lexer.py checks it on every
+# fixture line and on generated ones); it is tried first because it costs half of FRAME's regex, which
+# also takes quotes, modules, other offsets and wrapped argument lists.
+_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) ([A-Za-z_$][\w.$]*+)\+(0x[0-9a-f]+)\(([^()]*)\)$")
 
 
 @dataclass(slots=True)
@@ -337,6 +342,7 @@ class LineLexer:
         seen = self._seen
         frame_rx = self._by_name.get("FRAME")
         frame_match = frame_rx.match if frame_rx is not None else _no_match
+        plain_match = _PLAIN_FRAME.match if frame_rx is not None else _no_match
         mdb_frame = _mdb_frame
         names_get = _names.get
         hex_args = _hex_args
@@ -351,25 +357,36 @@ class LineLexer:
                 continue
             # most lines of a big transcript are complete mdb frames (every one has a "("), built
             # right away; their text is not needed again, so it is released
-            m = frame_match(text) if "(" in text and len(text) <= MAX_LINE else None
+            if "(" not in text or len(text) > MAX_LINE:
+                m = None
+            else:
+                m = plain_match(text)
+                if m is not None:
+                    # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
+                    fp, symbol, off, args = m.groups()
+                    named = names_get(symbol) or split_symbol(symbol)
+                    f = new(Frame)
+                    s0(f, i + 1)
+                    s1(f, named[0])
+                    s2(f, named[1])
+                    s3(f, int(off, 16))
+                    s4(f, hex_args(args) if args else ())
+                    s5(f, int(fp, 16))
+                    name("FRAME")
+                    val(f)
+                    lines[i] = RELEASED
+                    if run is not None and run_kind == "FRAME":
+                        run.append(f)
+                    else:
+                        run = runs[i] = [f]
+                        run_kind, run_start = "FRAME", i
+                    continue
+                m = frame_match(text)
             if m is not None:
                 name("FRAME")
                 groups = m.groups()
-                fp, symbol, off, _neg, args, close = groups
-                if close:  # the argument list is complete: build the Frame now
-                    if fp and off and "t" not in off:
-                        # the commonest frame line ("  fp func+0x1f(args)"): _mdb_frame's work inline,
-                        # which saves 6% of a frame line (the other forms go through it)
-                        named = names_get(symbol) or split_symbol(symbol)
-                        f = new(Frame)
-                        s0(f, i + 1)
-                        s1(f, named[0])
-                        s2(f, named[1])
-                        s3(f, int(off, 16))
-                        s4(f, hex_args(args) if args else ())
-                        s5(f, int(fp, 16))
-                    else:
-                        f = mdb_frame(i + 1, groups, None)
+                if groups[5]:  # the closing parenthesis: the argument list is complete
+                    f = mdb_frame(i + 1, groups, None)
                     val(f)
                     lines[i] = RELEASED
                     if run is not None and run_kind == "FRAME":
