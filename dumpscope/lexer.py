@@ -264,6 +264,16 @@ class LineLexer:
         self._by_name = dict(self.terminals)
         self._first = FirstTerminal(self.terminals)
         self._seen: dict[str, tuple[str, re.Match[str] | None]] = {}
+        # By a line's first character: the terminal that outranks all others a line beginning with it
+        # could match, tried before anything else. Not the frame kinds, which the first pass builds
+        # itself: it is the ::findstack thread's header and bracket lines, one of each per thread of
+        # a big transcript, and the mdb prompt.
+        self._early: dict[str, tuple[str, Any]] = {}
+        for code in range(33, 127):
+            index = self._first.leader(chr(code))
+            if index is not None and self.terminals[index][0] not in _RUNS | {"OTHER"}:
+                name, rx = self.terminals[index]
+                self._early[chr(code)] = (name, rx.match)
         frame = self._by_name.get("FRAME")
         # _mdb_frame unpacks the FRAME groups by position
         if frame is not None and sorted(frame.groupindex, key=frame.groupindex.__getitem__) != \
@@ -326,7 +336,9 @@ class LineLexer:
     # -- the token stream ----------------------------------------------------------------------
 
     def toks(self, data: LexInput) -> Iterator[Tok]:
-        """The line tokens of the input, for grammar.TableParser: one per line, one per run."""
+        """The line tokens of the input, for grammar.TableParser: one per line, one per run.
+
+        The lines are classified when this is called; the tokens are made as they are taken."""
         lines = data.lines
         # Two parallel lists, index-aligned with the lines: the terminal name of each line, and its
         # payload (the Frame of a complete frame line, else the terminal's match).
@@ -343,6 +355,7 @@ class LineLexer:
         frame_rx = self._by_name.get("FRAME")
         frame_match = frame_rx.match if frame_rx is not None else _no_match
         plain_match = _PLAIN_FRAME.match if frame_rx is not None else _no_match
+        early_get = self._early.get
         mdb_frame = _mdb_frame
         names_get = _names.get
         hex_args = _hex_args
@@ -355,6 +368,14 @@ class LineLexer:
                 val(None)
                 run = None
                 continue
+            early = early_get(text[0])
+            if early is not None and len(text) <= MAX_LINE:
+                m = early[1](text)
+                if m is not None:
+                    name(early[0])
+                    val(m)
+                    run = None
+                    continue
             # most lines of a big transcript are complete mdb frames (every one has a "("), built
             # right away; their text is not needed again, so it is released
             if "(" not in text or len(text) > MAX_LINE:
@@ -440,7 +461,7 @@ class LineLexer:
                 run_kind, run_start = "STACKS_FRAME", i
         kinds = _Kinds(names, vals, runs)
         self._truncated_tail(data, kinds)
-        yield from self._tokens(data, kinds)
+        return self._tokens(data, kinds)  # returned, not yielded from: one generator less per token
 
     def _truncated_tail(self, data: LexInput, kinds: _Kinds) -> None:
         # An excerpt cut off inside its last frame: parse it as far as it goes, with a note.

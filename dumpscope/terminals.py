@@ -70,6 +70,15 @@ class FirstTerminal:
         self._by_char[present][char] = entry
         return entry
 
+    def leader(self, char: str) -> int | None:
+        """The index of the terminal that outranks every other one a line beginning with `char` (not
+        a blank) could match, or None when no terminal does: when it matches, it is the answer."""
+        code = ord(char) if ord(char) < 128 else _NON_ASCII
+        for i, _body, first, _need in self._bodies:  # in priority order
+            if code in first:
+                return i if i < self._whole_first else None
+        return None
+
     def __call__(self, line: str) -> tuple[int, re.Match[str] | None] | None:
         """(index of the first terminal that matches the line, its match or None), or None if none does."""
         found: tuple[int, re.Match[str] | None] | None = None

@@ -179,8 +179,9 @@ def _slow_classify(lexer: LineLexer, line: str) -> str:
 
 
 def _first_pass_kind(lexer: LineLexer, line: str) -> str:
-    # the kind the lexer's own pass gives a line (it tries FRAME before classifying, and remembers
-    # ::stacks frame lines): the token a one-line input becomes
+    # the kind the lexer's own pass gives a line (it tries the terminal that leads for the line's
+    # first character, then the frame shortcuts, before classifying, and remembers ::stacks frame
+    # lines): the token a one-line input becomes
     toks = list(lexer.toks(LexInput([line])))
     return toks[0][0] if toks else "BLANK"
 
@@ -188,7 +189,7 @@ def _first_pass_kind(lexer: LineLexer, line: str) -> str:
 def test_fast_terminal_choice_equals_trying_every_terminal_in_order() -> None:
     # FirstTerminal skips indentation once and tries only the terminals that can start with the
     # line's first character; on every line of every fixture it must pick what the plain loop picks,
-    # and so must the lexer's pass, which tries FRAME first.
+    # and so must the lexer's pass, which tries other terminals first.
     from conftest import TRANSCRIPTS, read_text
 
     lexer = _lexer()
