@@ -180,7 +180,17 @@ class _Build:
         return build_thread(head.line, kind, int(g["addr"], 16), frames, desc, stack_pointer=int(g["sp"], 16))
 
     def findstack_thread(self, c: list[Tok]) -> Thread:
-        return self._findstack_thread(c, SectionKind.FINDSTACK)
+        # the commonest rule of a big transcript (::findstack -v of every thread): its common shape,
+        # header, bracket line and frames, built here by slot; any other goes to _findstack_thread
+        if len(c) != 3 or c[1].type != "BRACKET":
+            return self._findstack_thread(c, SectionKind.FINDSTACK)
+        head: LineTok = c[0].value
+        g = head.groups
+        desc = g["desc"]
+        if g["free"]:
+            desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
+        return build_thread(head.line, SectionKind.FINDSTACK, int(g["addr"], 16),
+                            (_bracket_frame(c[1].value), *c[2].value), desc, None, None, None, int(g["sp"], 16))
 
     def findstack(self, c: list[Thread]) -> _Item:
         last = c[-1]
@@ -272,10 +282,21 @@ class _Build:
 
 _TRANSFORMER = _Build()
 
+# (function, module, offset) by the bracket line's symbol text: every thread's is one of a few
+# ("_resume_from_idle+0x12b"). Bounded, like lexer.split_symbol's cache.
+_bracket_symbols: dict[str, tuple[str, str | None, int | None]] = {}
+
+
 def _bracket_frame(b: LineTok) -> Frame:
-    func, _, off = (b.groups["sym"] or "").partition("+")
-    name, mod = split_symbol(func)
-    return build_frame(b.line, name, mod, offset_value(off), (), int(b.groups["sp"], 16))  # hex by the terminal
+    g = b.groups
+    sym = g["sym"] or ""
+    hit = _bracket_symbols.get(sym)
+    if hit is None:
+        func, _, off = sym.partition("+")
+        if len(_bracket_symbols) >= 4096:
+            _bracket_symbols.clear()
+        hit = _bracket_symbols[sym] = (*split_symbol(func), offset_value(off))
+    return build_frame(b.line, hit[0], hit[1], hit[2], (), int(g["sp"], 16))  # hex by the terminal
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
