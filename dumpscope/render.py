@@ -137,97 +137,148 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
 #
 # A 20,000-thread transcript has 200,000 frames; the writer below emits the exact bytes of
 # json.dumps(dump_to_json(...), sort_keys=True, separators=(",", ":")) without building a dict per
-# frame or thread: one f-string per frame and per thread with the keys in sorted order, integers
-# formatted by the f-string (json.dumps prints an int as str() does), and every string quoted by
-# encode_basestring_ascii, the function json.dumps itself uses for a str (ensure_ascii).
+# frame or thread: one bytes %-template per frame, thread, stack and section with the keys in sorted
+# order, integers written by %d and %x (json.dumps prints an int as str() does), and every string
+# quoted by encode_basestring_ascii, the function json.dumps itself uses for a str (ensure_ascii), so
+# the document is ASCII and each chunk is decoded once. Bytes, not str: bytes % finds the next
+# conversion with memchr and writes an int straight into the result, where str % steps through the
+# template a character at a time and an f-string makes a str per field before joining them.
 
 _T = TypeVar("_T")
-_KINDS: dict[SectionKind, str] = {k: _quote(k.value) for k in SectionKind}
-_CHUNK_ITEMS = 64  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
+_Names = dict[str | None, bytes]  # text -> its JSON string literal; None -> null
+_KINDS: dict[SectionKind, bytes] = {k: _quote(k.value).encode() for k in SectionKind}
+_CHUNK_ITEMS = 128  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
 
 
-def _frame_template(nargs: int) -> str:
-    # One frame of frame_to_json (sorted keys: args, fp, function, line, module, offset) with nargs
-    # integer arguments and an fp, for `template % (args + (fp, function, line, module, offset))`:
-    # function and module already quoted (or null), ints as json.dumps prints them (%d is str()).
-    args = ",".join(["%d"] * nargs)
-    return '{"args":[' + args + '],"fp":"%x","function":%s,"line":%d,"module":%s,"offset":%d}'
+def _frame_template(nargs: int, module: bytes) -> bytes:
+    # frame_to_json's keys sorted (args, fp, function, line, module, offset) for a frame with nargs
+    # arguments, an fp and an offset; filled with args + (fp, function, line, [module,] offset)
+    args = b",".join([b"%d"] * nargs)
+    return b'{"args":[' + args + b'],"fp":"%x","function":%s,"line":%d,"module":' + module + b',"offset":%d}'
 
 
-# one template per argument count, for the frames of ::findstack -v, $C and console stacks
-_FRAME_WITH_ARGS = tuple(_frame_template(n) for n in range(16))
-# any other frame: args, fp and offset formatted first, each possibly null
-_FRAME_ANY = '{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":%s}'
+# frames with arguments, fp and offset (::findstack -v, $C, console stacks), by argument count
+_FRAME_WITH_ARGS = tuple(_frame_template(n, b"null") for n in range(16))
+_FRAME_WITH_ARGS_MODULE = tuple(_frame_template(n, b"%s") for n in range(16))
+# frames with an offset and neither arguments nor fp (::stacks)
+_FRAME_BARE = b'{"args":null,"fp":null,"function":%s,"line":%d,"module":%s,"offset":%d}'
+# any frame: args and fp as JSON text, the offset as an int or null
+_FRAME_ANY = b'{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":%d}'
+_FRAME_ANY_NO_OFFSET = b'{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":null}'
+_ARGS = tuple(b"[" + b",".join([b"%d"] * n) + b"]" for n in range(16))  # "[%d,%d]" for two
+_THREAD = (b'{"address":%s,"count":%s,"description":%s,"failure":%s,"frames":[%s],"is_panic":%s,'
+           b'"kind":%s,"line":%d,"lwp":%s,"proc":%s,"sobj":%s,"stack_pointer":%s,"state":%s,"wchan":%s}')
+# threads with an address and a stack pointer and no count, lwp, proc or wchan (::findstack)
+_THREAD_FINDSTACK = (
+    b'{"address":"%x","count":null,"description":%s,"failure":%s,"frames":[%s],"is_panic":%s,'
+    b'"kind":%s,"line":%d,"lwp":null,"proc":null,"sobj":%s,"stack_pointer":"%x","state":%s,"wchan":null}')
+_STACK = b'{"command":%s,"console":%s,"frames":[%s],"line":%d}'
+_SECTION = b'{"command":%s,"end":%d,"kind":%s,"start":%d}'
 
 
-class _Quoted(dict[str | None, str]):
-    """JSON string literals by text, computed on first use; None is null. One per document: names
-    recur (functions, modules, states, sync objects) and are quoted once."""
-
-    def __init__(self) -> None:
-        super().__init__({None: "null"})
-
-    def __missing__(self, text: str | None) -> str:
-        quoted = self[text] = _quote(text)  # type: ignore[arg-type]  # None is preset
-        return quoted
+def _name(names: _Names, text: str | None) -> bytes:
+    """The JSON string literal of text, quoted once per document: names recur (functions, modules,
+    states, sync objects, thread descriptions). A plain dict, read by subscript in the frame loop: a
+    dict subclass with __missing__ would make every subscript a call of a Python-level __getitem__."""
+    quoted = names.get(text)
+    if quoted is None:
+        quoted = names[text] = _quote(text).encode()  # type: ignore[arg-type]  # None is preset
+    return quoted
 
 
-def _hex_json(value: int | None) -> str:
-    return "null" if value is None else f'"{value:x}"'
+def _hex(value: int | None) -> bytes:
+    return b"null" if value is None else b'"%x"' % value
 
 
-def _str_json(text: str | None) -> str:
-    return "null" if text is None else _quote(text)
+def _int(value: int | None) -> bytes:
+    return b"null" if value is None else b"%d" % value
 
 
-def _frames_json_text(frames: Sequence[Frame], q: _Quoted) -> str:
-    # The hot path of `parse --format json` on big transcripts: the bytes of frame_to_json through
-    # json.dumps, one %-format per frame (it writes ints straight into the result, where an
-    # f-string makes a str per field and then joins them).
-    out: list[str] = []
-    add = out.append
+def _frame_json_bytes(f: Frame, names: _Names) -> bytes:
+    # any frame, however printed (_frames_json_bytes writes the common ones itself)
+    a = f.args
+    if a is None:
+        args = b"null"
+    elif len(a) < len(_ARGS):
+        args = _ARGS[len(a)] % a
+    else:
+        args = b"[" + b",".join([b"%d" % x for x in a]) + b"]"
+    fp = _hex(f.fp)
+    function = _name(names, f.function)
+    module = _name(names, f.module)
+    if f.offset is None:
+        return _FRAME_ANY_NO_OFFSET % (args, fp, function, f.line, module)
+    return _FRAME_ANY % (args, fp, function, f.line, module, f.offset)
+
+
+def _frames_json_bytes(frames: Sequence[Frame], names: _Names) -> bytes:
+    # The hot path of `parse --format json` on big transcripts. The common frames go straight into
+    # their template, names by plain subscript; a name not quoted yet (KeyError), a long argument
+    # list (IndexError) or any other frame takes _frame_json_bytes. (out.append, not a saved bound
+    # method: Python 3.11 specializes the method call.)
+    out: list[bytes] = []
     for f in frames:
         a = f.args
         p = f.fp
         o = f.offset
-        if a is not None and p is not None and o is not None and len(a) < 16:
-            add(_FRAME_WITH_ARGS[len(a)] % (a + (p, q[f.function], f.line, q[f.module], o)))
-        else:
-            add(_FRAME_ANY % ("null" if a is None else f'[{",".join(map(str, a))}]',
-                              "null" if p is None else '"%x"' % p,
-                              q[f.function], f.line, q[f.module], "null" if o is None else o))
-    return f'[{",".join(out)}]'
+        try:
+            if a is not None and p is not None and o is not None:  # ::findstack -v, $C, console
+                m = f.module
+                if m is None:
+                    out.append(_FRAME_WITH_ARGS[len(a)] % (a + (p, names[f.function], f.line, o)))
+                else:
+                    out.append(_FRAME_WITH_ARGS_MODULE[len(a)] % (a + (p, names[f.function], f.line,
+                                                                       names[m], o)))
+                continue
+            if a is None and p is None and o is not None:  # ::stacks
+                out.append(_FRAME_BARE % (names[f.function], f.line, names[f.module], o))
+                continue
+        except (KeyError, IndexError):
+            pass
+        out.append(_frame_json_bytes(f, names))
+    return b",".join(out)
 
 
-def _stack_json_text(st: Stack, q: _Quoted) -> str:
-    # keys of _stack_json, sorted: command, console, frames, line
-    return (f'{{"command":{q[st.command]},"console":{"true" if st.console else "false"},'
-            f'"frames":{_frames_json_text(st.frames, q)},"line":{st.line}}}')
+def _stack_json_bytes(st: Stack, names: _Names) -> bytes:
+    return _STACK % (_name(names, st.command), b"true" if st.console else b"false",
+                     _frames_json_bytes(st.frames, names), st.line)
 
 
-def _thread_json_text(t: Thread, q: _Quoted) -> str:
-    # keys of _thread_json, sorted
-    return (f'{{"address":{_hex_json(t.address)},"count":{"null" if t.count is None else t.count},'
-            f'"description":{_str_json(t.description)},"failure":{_str_json(t.failure)},'
-            f'"frames":{_frames_json_text(t.frames, q)},"is_panic":{"true" if t.is_panic else "false"},'
-            f'"kind":{_KINDS[t.kind]},"line":{t.line},"lwp":{_hex_json(t.lwp)},"proc":{_hex_json(t.proc)},'
-            f'"sobj":{q[t.sobj]},"stack_pointer":{_hex_json(t.stack_pointer)},"state":{q[t.state]},'
-            f'"wchan":{_hex_json(t.wchan)}}}')
+def _thread_json_bytes(t: Thread, names: _Names) -> bytes:
+    frames = _frames_json_bytes(t.frames, names)
+    if t.count is None and t.lwp is None and t.proc is None and t.wchan is None:
+        # ::findstack: the address and stack pointer straight into the template; without one of
+        # them (TypeError from %x) or with a string not quoted yet (KeyError), the general way
+        try:
+            return _THREAD_FINDSTACK % (
+                t.address, names.get(t.description) or _name(names, t.description), names[t.failure],
+                frames, b"true" if t.is_panic else b"false", _KINDS[t.kind], t.line, names[t.sobj],
+                t.stack_pointer, names[t.state])
+        except (TypeError, KeyError):
+            pass
+    return _THREAD % (
+        _hex(t.address), _int(t.count), _name(names, t.description), _name(names, t.failure), frames,
+        b"true" if t.is_panic else b"false", _KINDS[t.kind], t.line, _hex(t.lwp), _hex(t.proc),
+        _name(names, t.sobj), _hex(t.stack_pointer), _name(names, t.state), _hex(t.wchan))
 
 
-def _section_json_text(s: Section, q: _Quoted) -> str:
-    # keys of dump_to_json's section objects, sorted
-    return f'{{"command":{q[s.command]},"end":{s.end},"kind":{_KINDS[s.kind]},"start":{s.start}}}'
+def _section_json_bytes(s: Section, names: _Names) -> bytes:
+    return _SECTION % (_name(names, s.command), s.end, _KINDS[s.kind], s.start)
 
 
-def _json_list_chunks(items: Sequence[_T], one: Callable[[_T, _Quoted], str], q: _Quoted) -> Iterator[str]:
+def _json_list_chunks(items: Sequence[_T], one: Callable[[_T, _Names], bytes], names: _Names) -> Iterator[str]:
     # A JSON list in chunks of _CHUNK_ITEMS items: few, large writes; never the whole list at once.
+    # The "[" goes out alone, and a later chunk's leading "," comes from the join (an empty first
+    # row), so no chunk is copied again to put one character in front of it.
     if not items:
         yield "[]"
         return
+    yield "["
     for i in range(0, len(items), _CHUNK_ITEMS):
-        body = ",".join([one(x, q) for x in items[i:i + _CHUNK_ITEMS]])
-        yield ("[" if i == 0 else ",") + body
+        rows = [one(x, names) for x in items[i:i + _CHUNK_ITEMS]]
+        if i:
+            rows.insert(0, b"")
+        yield b",".join(rows).decode("ascii")
     yield "]"
 
 
@@ -239,13 +290,13 @@ def iter_dump_json(dump: Dump, source: str) -> Iterator[str]:
     separators=(",", ":")) plus a newline; the big lists (threads, stacks, sections) are written by
     templates instead of through dicts (see tests/test_render.py).
     """
-    q = _Quoted()
+    names: _Names = {None: b"null"}
     big: dict[str, Callable[[], Iterator[str]]] = {
         "panic_stack": lambda: iter(("null" if dump.panic_stack is None
-                                     else _stack_json_text(dump.panic_stack, q),)),
-        "stacks": lambda: _json_list_chunks(dump.stacks, _stack_json_text, q),
-        "threads": lambda: _json_list_chunks(dump.threads, _thread_json_text, q),
-        "sections": lambda: _json_list_chunks(dump.sections, _section_json_text, q),
+                                     else _stack_json_bytes(dump.panic_stack, names).decode("ascii"),)),
+        "stacks": lambda: _json_list_chunks(dump.stacks, _stack_json_bytes, names),
+        "threads": lambda: _json_list_chunks(dump.threads, _thread_json_bytes, names),
+        "sections": lambda: _json_list_chunks(dump.sections, _section_json_bytes, names),
     }
     head = dump_to_json(replace(dump, threads=(), stacks=(), panic_stack=None, sections=()), source)
     small: list[str] = []  # keys and small values gathered into the next chunk

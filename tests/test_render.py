@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import dataclasses
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,6 +80,29 @@ DUMPS = st.builds(
 @given(DUMPS, TEXT)
 def test_streamed_json_equals_the_reference_for_any_dump(dump: Dump, source: str) -> None:
     assert streamed(dump, source) == reference(dump, source)
+
+
+def test_every_frame_and_thread_shape() -> None:
+    # The writer has a template for each common shape (::findstack -v, $C, console frames with a
+    # module, ::stacks frames; ::findstack threads) and a general way for the rest ($c without fp,
+    # unresolved frames without offset, long argument lists, names not quoted yet): all the same bytes.
+    frames = tuple(
+        Frame(line, function, module, offset, args, fp)
+        for line, (function, module, offset, args, fp) in enumerate(itertools.product(
+            ["swtch", 'q"uote\u00e9'], [None, "unix"], [None, 0, 0x1a],
+            [None, (), (1,), (0, 2**64 - 1, -3), tuple(range(16)), tuple(range(17))], [None, 0xfffffb04]))
+    )
+    threads = (
+        Thread(1, SectionKind.FINDSTACK, 0xfffffe01, frames, "bhyve/1 [vcpu 0]", stack_pointer=0xfffffb04),
+        Thread(2, SectionKind.FINDSTACK, 0xfffffe01, frames, "bhyve/1 [vcpu 0]", stack_pointer=0xfffffb08),
+        Thread(3, SectionKind.FINDSTACK, None, (), failure="<thread not in memory>", stack_pointer=1),
+        Thread(4, SectionKind.FINDSTACK, 0xfffffe02, frames[:3], is_panic=True),
+        Thread(5, SectionKind.STACKS, 0xfffffe03, frames, state="SLEEP", sobj="CV", count=4),
+        Thread(6, SectionKind.THREADLIST, 0xfffffe04, frames, "CMD: sched", proc=1, lwp=2, wchan=3),
+    )
+    stacks = (Stack(7, frames, "$C"), Stack(8, frames, console=True), Stack(9, ()))
+    dump = Dump(panic_stack=stacks[0], stacks=stacks, threads=threads)
+    assert streamed(dump, "x") == reference(dump, "x")
 
 
 @pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 129])
