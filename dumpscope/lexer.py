@@ -57,7 +57,7 @@ _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
 # this matches, the FRAME terminal matches with the same groups (tests/test_lexer.py checks it on every
 # fixture line and on generated ones); it is tried first because it costs half of FRAME's regex, which
 # also takes quotes, modules, other offsets and wrapped argument lists.
-_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) ([A-Za-z_$][\w.$]*+)\+(0x[0-9a-f]+)\(([^()]*)\)$")
+_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) (([A-Za-z_$][\w.$]*+)\+(0x[0-9a-f]+))\(([^()]*)\)$")
 
 
 @dataclass(slots=True)
@@ -187,6 +187,18 @@ def split_symbol(sym: str) -> tuple[str, str | None]:
         if len(_names) >= _NAMES_MAX:
             _names.clear()
         hit = _names[sym] = (name, mod) if tick else (sym, None)
+    return hit
+
+
+# (function, module, offset) per distinct "func+0xoff" of a plain frame line: a big transcript
+# repeats a few thousand of them. Bounded like _names.
+_labels: dict[str, tuple[str, str | None, int]] = {}
+
+
+def _label(label: str, symbol: str, off: str) -> tuple[str, str | None, int]:
+    if len(_labels) >= _NAMES_MAX:
+        _labels.clear()
+    hit = _labels[label] = (*split_symbol(symbol), int(off, 16))
     return hit
 
 
@@ -357,7 +369,7 @@ class LineLexer:
         plain_match = _PLAIN_FRAME.match if frame_rx is not None else _no_match
         early_get = self._early.get
         mdb_frame = _mdb_frame
-        names_get = _names.get
+        labels_get = _labels.get
         hex_args = _hex_args
         symbols = _symbols
         new = _NEW
@@ -384,13 +396,13 @@ class LineLexer:
                 m = plain_match(text)
                 if m is not None:
                     # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
-                    fp, symbol, off, args = m.groups()
-                    named = names_get(symbol) or split_symbol(symbol)
+                    fp, label, symbol, off, args = m.groups()
+                    named = labels_get(label) or _label(label, symbol, off)
                     f = new(Frame)
                     s0(f, i + 1)
                     s1(f, named[0])
                     s2(f, named[1])
-                    s3(f, int(off, 16))
+                    s3(f, named[2])
                     s4(f, hex_args(args) if args else ())
                     s5(f, int(fp, 16))
                     name("FRAME")

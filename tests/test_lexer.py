@@ -62,8 +62,8 @@ def _plain_agrees_with_frame(line: str) -> bool:
     m = _PLAIN_FRAME.match(line)
     if m is None:
         return True
-    fp, sym, off, args = m.groups()
-    return _frame_groups(line) == (fp, sym, off, None, args, ")")
+    fp, label, sym, off, args = m.groups()
+    return label == f"{sym}+{off}" and _frame_groups(line) == (fp, sym, off, None, args, ")")
 
 
 def test_plain_frame_lines_are_frame_lines_with_the_same_groups() -> None:
@@ -81,7 +81,7 @@ _HEX = st.text("0123456789abcdef", min_size=6, max_size=18) | st.text("012345678
 _SEP = st.sampled_from([" ", "  ", "\t", "", " ~"])
 _SYM = st.sampled_from(["swtch", "cv_wait", "$x", "_a.b$c", "unix`swtch", ".L1", "9x", "zfs`0x1f", "é",
                         "vdev_queue_io_to_issue.isra.0", "a-b", "0xfffffffffba436e1"])
-_OFF = st.sampled_from(["+0x1f", "+0x", "+8", "+0t12", "-0x4", "", "+0X1f", "+0x1F", "+0xg", "+0xx1", "+0x1+0x2"])
+_OFF = st.sampled_from(["+0x1f", "+0x", "+8", "+0t12", "-0x4", "", "+0X1f", "+0x1F", "+0xg", "+0xx1", "+0x1+0x2", "+"])
 _ARGS = st.sampled_from(["", "1", "fffffe0012345678, 1f", "0, 0, 0", "(vfs_t *)0xfff", "a)(b", ",", " ", "1,"])
 _END = st.sampled_from([")", "", ") ", ")\"", "),", "))", ")x"])
 
@@ -107,6 +107,7 @@ def test_plain_frame_shortcut_takes_mdb_frame_lines(line: str) -> None:
     "  fffffb04249a9590 .L1+0x1()", "  fffffb04249a9590 swtch+0xx1()", "  FFFFFB04249A9590 swtch+0x141()",
     "  fffffb04249a9590 swtch+0x141() ", '"fffffb04249a9590 swtch+0x141()",', "  fffffb04249a9590 unix`swtch+0x141()",
     "  fffffb04249a9590 swtch+0x141((vfs_t *)0xfff)", "  fffffb04249a9590\tswtch+0x141()",
+    "  fffffb04249a9590 swtch+()", "  fffffb04249a9590 swtch()",
 ])
 def test_plain_frame_shortcut_leaves_other_forms_to_the_frame_terminal(line: str) -> None:
     # near misses: each either is not taken by the shortcut, or FRAME reads it the same way
