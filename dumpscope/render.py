@@ -147,7 +147,7 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
 _T = TypeVar("_T")
 _Names = dict[str | None, bytes]  # text -> its JSON string literal; None -> null
 _KINDS: dict[SectionKind, bytes] = {k: _quote(k.value).encode() for k in SectionKind}
-_CHUNK_ITEMS = 128  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
+_CHUNK_ITEMS = 64  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
 
 
 def _frame_template(nargs: int, module: bytes) -> bytes:
@@ -195,17 +195,19 @@ def _int(value: int | None) -> bytes:
 
 
 def _frame_json_bytes(f: Frame, names: _Names) -> bytes:
-    # any frame, however printed (_frames_json_bytes writes the common ones itself)
+    # any frame, however printed (_frames_json_bytes writes the common ones itself); inline, not
+    # through _hex and _name, for $c stacks (no fp), where every frame comes here
     a = f.args
+    p = f.fp
     if a is None:
         args = b"null"
     elif len(a) < len(_ARGS):
         args = _ARGS[len(a)] % a
     else:
         args = b"[" + b",".join([b"%d" % x for x in a]) + b"]"
-    fp = _hex(f.fp)
-    function = _name(names, f.function)
-    module = _name(names, f.module)
+    fp = b"null" if p is None else b'"%x"' % p
+    function = names.get(f.function) or _name(names, f.function)
+    module = names.get(f.module) or _name(names, f.module)
     if f.offset is None:
         return _FRAME_ANY_NO_OFFSET % (args, fp, function, f.line, module)
     return _FRAME_ANY % (args, fp, function, f.line, module, f.offset)
