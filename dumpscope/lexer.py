@@ -57,7 +57,7 @@ _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
 # this matches, the FRAME terminal matches with the same groups (tests/test_lexer.py checks it on every
 # fixture line and on generated ones); it is tried first because it costs half of FRAME's regex, which
 # also takes quotes, modules, other offsets and wrapped argument lists.
-_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) (([A-Za-z_$][\w.$]*+)\+(0x[0-9a-f]+))\(([^()]*)\)$")
+_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,17}) ([A-Za-z_$][\w.$]*+\+0x[0-9a-f]+)\(([^()]*)\)$")
 
 
 @dataclass(slots=True)
@@ -195,7 +195,8 @@ def split_symbol(sym: str) -> tuple[str, str | None]:
 _labels: dict[str, tuple[str, str | None, int]] = {}
 
 
-def _label(label: str, symbol: str, off: str) -> tuple[str, str | None, int]:
+def _label(label: str) -> tuple[str, str | None, int]:
+    symbol, _, off = label.partition("+")  # a symbol holds no "+"
     if len(_labels) >= _NAMES_MAX:
         _labels.clear()
     hit = _labels[label] = (*split_symbol(symbol), int(off, 16))
@@ -396,8 +397,8 @@ class LineLexer:
                 m = plain_match(text)
                 if m is not None:
                     # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
-                    fp, label, symbol, off, args = m.groups()
-                    named = labels_get(label) or _label(label, symbol, off)
+                    fp, label, args = m.groups()
+                    named = labels_get(label) or _label(label)
                     f = new(Frame)
                     s0(f, i + 1)
                     s1(f, named[0])

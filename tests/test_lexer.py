@@ -62,8 +62,9 @@ def _plain_agrees_with_frame(line: str) -> bool:
     m = _PLAIN_FRAME.match(line)
     if m is None:
         return True
-    fp, label, sym, off, args = m.groups()
-    return label == f"{sym}+{off}" and _frame_groups(line) == (fp, sym, off, None, args, ")")
+    fp, label, args = m.groups()
+    sym, _, off = label.partition("+")
+    return _frame_groups(line) == (fp, sym, off, None, args, ")")
 
 
 def test_plain_frame_lines_are_frame_lines_with_the_same_groups() -> None:
