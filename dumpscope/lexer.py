@@ -57,7 +57,7 @@ _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
 # this matches, the FRAME terminal matches with the same groups (tests/test_lexer.py checks it on every
 # fixture line and on generated ones); it is tried first because it costs half of FRAME's regex, which
 # also takes quotes, modules, other offsets and wrapped argument lists.
-_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,17}) ([A-Za-z_$][\w.$]*+\+0x[0-9a-f]+)\(([^()]*)\)$")
+_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) ([A-Za-z_$][\w.$]*+\+0x[0-9a-f]+)\(([^()]*)\)$")
 
 
 @dataclass(slots=True)
