@@ -391,9 +391,7 @@ class LineLexer:
                     continue
             # most lines of a big transcript are complete mdb frames (every one has a "("), built
             # right away; their text is not needed again, so it is released
-            if "(" not in text or len(text) > MAX_LINE:
-                m = None
-            else:
+            if "(" in text and len(text) <= MAX_LINE:
                 m = plain_match(text)
                 if m is not None:
                     # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
@@ -406,6 +404,20 @@ class LineLexer:
                     s3(f, named[2])
                     s4(f, hex_args(args) if args else ())
                     s5(f, int(fp, 16))
+                else:
+                    m = frame_match(text)
+                    if m is None:
+                        f = None
+                    elif m.group(6):  # the closing parenthesis: the argument list is complete
+                        f = mdb_frame(i + 1, m.groups(), None)
+                    else:  # a wrapped argument list: the token pass joins it, and walks this run itself
+                        name("FRAME")
+                        val(m)
+                        if run is not None and run_kind == "FRAME":
+                            del runs[run_start]
+                        run = None
+                        continue
+                if f is not None:
                     name("FRAME")
                     val(f)
                     lines[i] = RELEASED
@@ -415,25 +427,6 @@ class LineLexer:
                         run = runs[i] = [f]
                         run_kind, run_start = "FRAME", i
                     continue
-                m = frame_match(text)
-            if m is not None:
-                name("FRAME")
-                groups = m.groups()
-                if groups[5]:  # the closing parenthesis: the argument list is complete
-                    f = mdb_frame(i + 1, groups, None)
-                    val(f)
-                    lines[i] = RELEASED
-                    if run is not None and run_kind == "FRAME":
-                        run.append(f)
-                    else:
-                        run = runs[i] = [f]
-                        run_kind, run_start = "FRAME", i
-                else:  # a wrapped argument list: the token pass joins it, and walks this run itself
-                    val(m)
-                    if run is not None and run_kind == "FRAME":
-                        del runs[run_start]
-                    run = None
-                continue
             sym = symbols.get(text)  # a ::stacks frame line met before: the commonest line there
             if sym is None:
                 if text.isspace():
