@@ -180,17 +180,7 @@ class _Build:
         return build_thread(head.line, kind, int(g["addr"], 16), frames, desc, stack_pointer=int(g["sp"], 16))
 
     def findstack_thread(self, c: list[Tok]) -> Thread:
-        # the commonest rule of a big transcript (::findstack -v of every thread): its common shape,
-        # header, bracket line and frames, built here by slot; any other goes to _findstack_thread
-        if len(c) != 3 or c[1].type != "BRACKET":
-            return self._findstack_thread(c, SectionKind.FINDSTACK)
-        head: LineTok = c[0].value
-        g = head.groups
-        desc = g["desc"]
-        if g["free"]:
-            desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
-        return build_thread(head.line, SectionKind.FINDSTACK, int(g["addr"], 16),
-                            (_bracket_frame(c[1].value), *c[2].value), desc, None, None, None, int(g["sp"], 16))
+        return self._findstack_thread(c, SectionKind.FINDSTACK)
 
     def findstack(self, c: list[Thread]) -> _Item:
         last = c[-1]
