@@ -132,6 +132,7 @@ def build_table() -> dict[str, Any]:
     Rules are numbered; a state maps each symbol to the state a shift goes to (a number >= 0) or to
     the rule a reduce applies (-1 - its number).
     """
+    from lark import __version__ as lark_version
     from lark.parsers.lalr_analysis import Shift
 
     lark = transcript_parser()
@@ -168,7 +169,7 @@ def build_table() -> dict[str, Any]:
     return {
         "format": _TABLE_FORMAT,
         "grammar_sha256": grammar_digest(),
-        "built_by": f"lark {__import__('lark').__version__}",
+        "built_by": f"lark {lark_version}",
         "start_state": 0,
         "end_state": order[table.end_states[start]],
         "rules": [list(rule) for rule in rules],

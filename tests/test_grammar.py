@@ -48,9 +48,15 @@ def test_each_format_grammar_loads_on_its_own(name: str) -> None:
 def test_saved_table_is_the_one_lark_builds_from_the_grammar() -> None:
     # grammars/transcript.table.json is what the parser runs: after a .lark change, regenerate it
     # with `python -m dumpscope.grammar` (a stale file is not used, but parsing is then slower)
-    saved = (grammar_dir() / TABLE_FILE).read_text(encoding="utf-8")
-    assert read_table(grammar_dir() / TABLE_FILE, grammar_digest()) is not None, "stale: python -m dumpscope.grammar"
-    assert saved == table_json(build_table()), "stale: python -m dumpscope.grammar"
+    path = grammar_dir() / TABLE_FILE
+    saved = read_table(path, grammar_digest())
+    assert saved is not None, "stale: python -m dumpscope.grammar"
+    built = build_table()
+    assert saved["terminals"] == built["terminals"]
+    # Another Lark release may number the list rules it generates otherwise: the file must then still
+    # parse as Lark does, which the TableParser test below checks with the saved table.
+    if saved["built_by"] == built["built_by"]:
+        assert path.read_text(encoding="utf-8") == table_json(built), "stale: python -m dumpscope.grammar"
 
 
 def test_a_table_built_from_another_grammar_is_not_used(tmp_path: Path) -> None:
