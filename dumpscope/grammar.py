@@ -323,5 +323,16 @@ def table_parser(transformer: Any) -> TableParser:
     return TableParser(load_table(), transformer)
 
 
-if __name__ == "__main__":  # python -m dumpscope.grammar [PATH]: after changing a .lark file
-    print(f"wrote {write_table(Path(sys.argv[1]) if len(sys.argv) > 1 else None)}")
+def _main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m dumpscope.grammar",
+                                 description="Rebuild the LALR table of the grammars with Lark and write it "
+                                             "(run it after changing a .lark file).")
+    ap.add_argument("path", nargs="?", type=Path, help=f"where to write it [default: grammars/{TABLE_FILE}]")
+    print(f"wrote {write_table(ap.parse_args(argv).path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

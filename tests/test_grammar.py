@@ -253,3 +253,11 @@ def test_fast_terminal_choice_on_generated_lines(pieces: list[str]) -> None:
     want = _slow_classify(lexer, line)
     assert lexer._classify(line)[0] == want
     assert _first_pass_kind(lexer, line) == (want if line.strip() else "BLANK")
+
+
+def test_python_m_dumpscope_grammar_writes_a_table_the_parser_accepts(tmp_path: Path) -> None:
+    from dumpscope.grammar import _main
+
+    target = tmp_path / "table.json"
+    assert _main([str(target)]) == 0
+    assert read_table(target, grammar_digest()) == build_table()
