@@ -19,6 +19,7 @@ __all__ = [
     "LineLexer",
     "LineTok",
     "clean_line",
+    "decode_label",
     "hex_value",
     "needs_cleaning",
     "offset_value",
@@ -190,16 +191,20 @@ def split_symbol(sym: str) -> tuple[str, str | None]:
     return hit
 
 
-# (function, module, offset) per distinct "func+0xoff" of a plain frame line: a big transcript
-# repeats a few thousand of them. Bounded like _names.
-_labels: dict[str, tuple[str, str | None, int]] = {}
+# (function, module, offset) per distinct "func+0xoff" of a frame line or a ::findstack bracket
+# line: a big transcript repeats a few thousand of them. Bounded like _names.
+_labels: dict[str, tuple[str, str | None, int | None]] = {}
 
 
-def _label(label: str) -> tuple[str, str | None, int]:
-    symbol, _, off = label.partition("+")  # a symbol holds no "+"
-    if len(_labels) >= _NAMES_MAX:
-        _labels.clear()
-    hit = _labels[label] = (*split_symbol(symbol), int(off, 16))
+def decode_label(label: str) -> tuple[str, str | None, int | None]:
+    """(function, module, offset) of a location as mdb prints it: 'swtch+0x141', 'unix`swtch+8',
+    'vpanic' (offset None). Decoded once per distinct text."""
+    hit = _labels.get(label)
+    if hit is None:
+        symbol, _, off = label.partition("+")  # a symbol holds no "+"
+        if len(_labels) >= _NAMES_MAX:
+            _labels.clear()
+        hit = _labels[label] = (*split_symbol(symbol), offset_value(off))
     return hit
 
 
@@ -396,7 +401,7 @@ class LineLexer:
                 if m is not None:
                     # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
                     fp, label, args = m.groups()
-                    named = labels_get(label) or _label(label)
+                    named = labels_get(label) or decode_label(label)
                     f = new(Frame)
                     s0(f, i + 1)
                     s1(f, named[0])

@@ -13,11 +13,10 @@ from dumpscope.lexer import (
     LexInput,
     LineTok,
     clean_line,
+    decode_label,
     hex_value,
     needs_cleaning,
-    offset_value,
     split_lines,
-    split_symbol,
 )
 
 __all__ = ["parse_transcript"]
@@ -272,21 +271,10 @@ class _Build:
 
 _TRANSFORMER = _Build()
 
-# (function, module, offset) by the bracket line's symbol text: every thread's is one of a few
-# ("_resume_from_idle+0x12b"). Bounded, like lexer.split_symbol's cache.
-_bracket_symbols: dict[str, tuple[str, str | None, int | None]] = {}
-
-
 def _bracket_frame(b: LineTok) -> Frame:
     g = b.groups
-    sym = g["sym"] or ""
-    hit = _bracket_symbols.get(sym)
-    if hit is None:
-        func, _, off = sym.partition("+")
-        if len(_bracket_symbols) >= 4096:
-            _bracket_symbols.clear()
-        hit = _bracket_symbols[sym] = (*split_symbol(func), offset_value(off))
-    return build_frame(b.line, hit[0], hit[1], hit[2], (), int(g["sp"], 16))  # hex by the terminal
+    name, module, offset = decode_label(g["sym"] or "")
+    return build_frame(b.line, name, module, offset, (), int(g["sp"], 16))  # hex by the terminal
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dumpscope.grammar import line_lexer
-from dumpscope.lexer import _PLAIN_FRAME, clean_line, needs_cleaning, split_lines, split_symbol
+from dumpscope.lexer import _PLAIN_FRAME, clean_line, decode_label, needs_cleaning, split_lines, split_symbol
 
 
 @pytest.mark.parametrize("text", [
@@ -113,3 +113,14 @@ def test_plain_frame_shortcut_takes_mdb_frame_lines(line: str) -> None:
 def test_plain_frame_shortcut_leaves_other_forms_to_the_frame_terminal(line: str) -> None:
     # near misses: each either is not taken by the shortcut, or FRAME reads it the same way
     assert _plain_agrees_with_frame(line)
+
+
+@pytest.mark.parametrize(("label", "want"), [
+    ("swtch+0x141", ("swtch", None, 0x141)),
+    ("unix`swtch+8", ("swtch", "unix", 8)),  # mdb prints offsets below 10 bare, in decimal and hex alike
+    ("thread_start+0t12", ("thread_start", None, 12)),
+    ("vpanic", ("vpanic", None, None)),
+])
+def test_decode_label(label: str, want: tuple[str, str | None, int | None]) -> None:
+    assert decode_label(label) == want
+    assert decode_label(label) is decode_label(label)  # decoded once per distinct text
