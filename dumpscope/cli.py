@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
@@ -95,27 +97,42 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     from dumpscope.parse import parse_transcript
     from dumpscope.render import iter_dump_json, render_dump_text
 
-    # The cyclic collector stays off for the whole command: the model of a big transcript is a million
-    # small acyclic objects, and with it on, the first allocation after the parse rescans them all
-    # (0.1 s for 12 MB) to free nothing; a one-shot process frees them at exit anyway.
-    gc.disable()
-    src = _read_one(_stdin_path(path))
-    name, notes, held = src.name, src.notes, [src.text]
-    del src
-    # The text is handed over with no reference left here (popped from `held` as the call is made):
-    # the parser drops it once split into lines, so a big transcript is not held twice at the peak.
-    dump = parse_transcript(held.pop(), name)
-    if dump.empty:
-        from dumpscope.triage import NO_MDB_OUTPUT
+    with _collector_off():
+        src = _read_one(_stdin_path(path))
+        name, notes, held = src.name, src.notes, [src.text]
+        del src
+        # The text is handed over with no reference left here (popped from `held` as the call is
+        # made): the parser drops it once split into lines, so a big transcript is not held twice.
+        dump = parse_transcript(held.pop(), name)
+        if dump.empty:
+            from dumpscope.triage import NO_MDB_OUTPUT
 
-        raise InputError(f"{name}: {NO_MDB_OUTPUT}")
-    if notes:
-        dump = _with_notes(dump, notes)
-    if fmt is OneFormat.json:
-        sys.stdout.writelines(iter_dump_json(dump, name))
-    else:
-        sys.stdout.write(render_dump_text(dump, name))
+            raise InputError(f"{name}: {NO_MDB_OUTPUT}")
+        if notes:
+            dump = _with_notes(dump, notes)
+        if fmt is OneFormat.json:
+            sys.stdout.writelines(iter_dump_json(dump, name))
+        else:
+            sys.stdout.write(render_dump_text(dump, name))
     return EXIT_OK
+
+
+@contextmanager
+def _collector_off() -> Iterator[None]:
+    # The cyclic collector stays off while a command builds and prints a model: the model of a big
+    # transcript is a million small acyclic objects, and with the collector on, the first allocation
+    # after the parse rescans them all (0.1 s for 12 MB) to free nothing. It is turned back on for an
+    # in-process caller (the tests) once what was built is in the oldest generation: freeze() and
+    # unfreeze() move it there without a scan.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
 
 
 def _with_notes(dump: Dump, notes: tuple[str, ...]) -> Dump:

@@ -78,3 +78,20 @@ def test_signatures_lists_12476(capsys: pytest.CaptureFixture[str]) -> None:
 def test_readme_quick_start_names_a_real_fixture() -> None:
     for path in re.findall(r"dumpscope \w+ (fixtures/\S+\.txt)", README):
         assert (ROOT / path).is_file(), path
+
+
+_SEED_WITH_REMOVER = str(TRANSCRIPTS / "seed-12476-vhpet-with-remover.txt")
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    ([_SEED_WITH_REMOVER, "--format", "json"], 0), ([_SEED_WITH_REMOVER], 0), (["/nonexistent/x.txt"], 1),
+])
+def test_parse_leaves_the_cyclic_collector_as_it_found_it(args: list[str], code: int,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # parse turns the collector off while it builds and prints the model; an in-process caller gets
+    # it back on, whether the command succeeded or failed
+    import gc
+
+    assert gc.isenabled()
+    assert run(["parse", *args], capsys)[0] == code
+    assert gc.isenabled()
