@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -271,6 +272,34 @@ def test_python_dash_m_works() -> None:
     r = subprocess.run([sys.executable, "-m", "dumpscope", "parse", str(VATPIT), "--format", "json"],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0 and json.loads(r.stdout)["platform"] == "joyent_20180216T202957Z"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_parse_process_writes_all_it_printed_in_process(fmt: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # As a process, `parse` ends without freeing its model (os._exit after flushing): the output must
+    # still be complete. 600 threads give about 400 KB of JSON, many times a pipe's buffer.
+    lines = ["> ::walk thread | ::findstack -v"]
+    for t in range(600):
+        lines.append(f"stack pointer for thread fffffe00{t:08x} (bhyve/{t} [vcpu 0]): fffffb04{t:08x}")
+        lines.append(f"[ fffffb04{t:08x} _resume_from_idle+0x12b() ]")
+        lines += [f"  fffffb04{t:04x}{k:04x} cv_wait+0x{k + 16:x}({t:x}, {k:x})" for k in range(8)]
+        lines.append("")
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, _ = run(["parse", str(path), "--format", fmt], capsys=capsys)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
+    r = subprocess.run([sys.executable, "-m", "dumpscope", "parse", str(path), "--format", fmt],
+                       capture_output=True, text=True, check=False, env=env)
+    assert (r.returncode, r.stderr) == (code, "") == (0, "")
+    assert r.stdout == out and len(out) > (100_000 if fmt == "json" else 10_000)
+
+
+def test_a_parse_process_that_fails_exits_1_with_its_message(tmp_path: Path) -> None:
+    (tmp_path / "prose.txt").write_text("nothing from mdb here\n")
+    r = subprocess.run([sys.executable, "-m", "dumpscope", "parse", str(tmp_path / "prose.txt")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and r.stdout == "" and "dumpscope: error:" in r.stderr
 
 
 def test_sections_cover_the_seed(capsys: pytest.CaptureFixture[str]) -> None:
