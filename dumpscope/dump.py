@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from typing import Any
 from enum import StrEnum
 
 __all__ = [
-    "FRAME_SETTERS",
+    "FrameDraft",
     "Cpu",
     "Dump",
     "Frame",
@@ -215,8 +216,11 @@ class Dump:
 
 # -- building the commonest objects fast -----------------------------------------------------------
 # A frozen dataclass's __init__ sets each field through object.__setattr__; a big transcript builds
-# hundreds of thousands of frames. These fill the same slots through their descriptors (the objects
-# are the same, equal and as immutable afterwards); the parser's hot loops use them.
+# hundreds of thousands of frames. A draft class with the same slots, not frozen, is filled by plain
+# attribute stores, and then becomes the frozen class by switching its __class__ (CPython allows the
+# switch between classes of the same layout: the same slots, in the same order). The object is then
+# exactly what the dataclass's own __init__ builds, as immutable and equal; about 40% fewer instructions
+# than filling the slots through their descriptors, and half the time of the dataclass's __init__.
 
 _FRAME_FIELDS = ("line", "function", "module", "offset", "args", "fp")
 _THREAD_FIELDS = ("line", "kind", "address", "frames", "description", "state", "sobj", "count", "stack_pointer",
@@ -225,24 +229,52 @@ for _cls, _names in ((Frame, _FRAME_FIELDS), (Thread, _THREAD_FIELDS)):
     if tuple(f.name for f in fields(_cls)) != _names:  # the builders take the values by position
         raise TypeError(f"{_cls.__name__} fields changed: {[f.name for f in fields(_cls)]}")
 
-# The slot setters of Frame, in field order: for loops that inline build_frame.
-FRAME_SETTERS = tuple(getattr(Frame, name).__set__ for name in _FRAME_FIELDS)
-_THREAD_SETTERS = tuple(getattr(Thread, name).__set__ for name in _THREAD_FIELDS)
-_new = object.__new__
+
+class FrameDraft:
+    """A Frame being built: FrameDraft(line, function, module, offset, args, fp), then `.__class__ = Frame`.
+    For the parser's hot loops; build_frame() does both."""
+
+    __slots__ = _FRAME_FIELDS
+
+    def __init__(self, line: int, function: str, module: str | None, offset: int | None,
+                 args: tuple[int, ...] | None, fp: int | None) -> None:
+        self.line = line
+        self.function = function
+        self.module = module
+        self.offset = offset
+        self.args = args
+        self.fp = fp
+
+
+class _ThreadDraft:
+    __slots__ = _THREAD_FIELDS
+
+    def __init__(self, line: int, kind: SectionKind, address: int | None, frames: tuple[Frame, ...],
+                 description: str | None, state: str | None, sobj: str | None, count: int | None,
+                 stack_pointer: int | None, proc: int | None, lwp: int | None, wchan: int | None,
+                 failure: str | None, is_panic: bool) -> None:
+        self.line = line
+        self.kind = kind
+        self.address = address
+        self.frames = frames
+        self.description = description
+        self.state = state
+        self.sobj = sobj
+        self.count = count
+        self.stack_pointer = stack_pointer
+        self.proc = proc
+        self.lwp = lwp
+        self.wchan = wchan
+        self.failure = failure
+        self.is_panic = is_panic
 
 
 def build_frame(line: int, function: str, module: str | None, offset: int | None,
                 args: tuple[int, ...] | None, fp: int | None) -> Frame:
-    """Frame(line, function, module, offset, args, fp), built slot by slot."""
-    f: Frame = _new(Frame)
-    s0, s1, s2, s3, s4, s5 = FRAME_SETTERS
-    s0(f, line)
-    s1(f, function)
-    s2(f, module)
-    s3(f, offset)
-    s4(f, args)
-    s5(f, fp)
-    return f
+    """Frame(line, function, module, offset, args, fp), built as a draft (see FrameDraft)."""
+    f: Any = FrameDraft(line, function, module, offset, args, fp)
+    f.__class__ = Frame
+    return f  # type: ignore[no-any-return]
 
 
 def build_thread(line: int, kind: SectionKind, address: int | None, frames: tuple[Frame, ...],
@@ -250,21 +282,8 @@ def build_thread(line: int, kind: SectionKind, address: int | None, frames: tupl
                  count: int | None = None, stack_pointer: int | None = None, proc: int | None = None,
                  lwp: int | None = None, wchan: int | None = None, failure: str | None = None,
                  is_panic: bool = False) -> Thread:
-    """Thread(...) with the same arguments, built slot by slot."""
-    t: Thread = _new(Thread)
-    s = _THREAD_SETTERS
-    s[0](t, line)
-    s[1](t, kind)
-    s[2](t, address)
-    s[3](t, frames)
-    s[4](t, description)
-    s[5](t, state)
-    s[6](t, sobj)
-    s[7](t, count)
-    s[8](t, stack_pointer)
-    s[9](t, proc)
-    s[10](t, lwp)
-    s[11](t, wchan)
-    s[12](t, failure)
-    s[13](t, is_panic)
-    return t
+    """Thread(...) with the same arguments, built as a draft (see FrameDraft)."""
+    t: Any = _ThreadDraft(line, kind, address, frames, description, state, sobj, count, stack_pointer, proc,
+                          lwp, wchan, failure, is_panic)
+    t.__class__ = Thread
+    return t  # type: ignore[no-any-return]

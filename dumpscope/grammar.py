@@ -223,11 +223,12 @@ def table_json(table: dict[str, Any]) -> str:
 class Tok(NamedTuple):
     """A line token for TableParser: what lark.Token carries for the transformer, without its cost."""
 
-    type: str  # the terminal name
-    value: Any  # the lexer's payload: a LineTok, or a tuple of Frames / LineToks for a run
+    type: str  # the terminal name (or a rule's name, for a rule the lexer hands over whole)
+    value: Any  # the lexer's payload: a LineTok, or a tuple of Frames / LineToks for a run (or the rule's value)
 
 
 _END = (Tok("$END", None),)
+_RULE_VALUE = 2  # in a state's row, next to True (shift) and False (reduce): a rule token's goto
 
 
 class _Spliced(list[Any]):
@@ -246,7 +247,9 @@ class TableParser:
     token is a Tok, an inlined rule is a plain list, and a reduce is one call of the rule's method.
     """
 
-    def __init__(self, table: dict[str, Any], transformer: Any) -> None:
+    def __init__(self, table: dict[str, Any], transformer: Any, rule_tokens: dict[str, str] | None = None) -> None:
+        """rule_tokens: rule name -> the terminal it starts with, for the rules the lexer may hand over
+        whole (a token whose type is the rule's name and whose value is the rule's value)."""
         self._start: int = table["start_state"]
         self._end: int = table["end_state"]
         reductions: list[tuple[int, str, Callable[[list[Any]], Any], bool]] = []
@@ -255,12 +258,32 @@ class TableParser:
             if method is None:
                 raise TypeError(f"{type(transformer).__name__} has no method for rule {name!r}")
             reductions.append((size, name, method, splices))
-        # per state: symbol -> (True, next state) for a shift, (False, reduction) for a reduce
-        self._states: dict[int, dict[str, tuple[bool, Any]]] = {
+        # per state: symbol -> (True, next state) for a shift, (False, reduction) for a reduce (and
+        # (_RULE_VALUE, next state) for a rule token, below)
+        self._states: dict[int, dict[str, tuple[int, Any]]] = {
             int(state): {symbol: (True, act) if act >= 0 else (False, reductions[-1 - act])
                          for symbol, act in row.items()}
             for state, row in table["states"].items()
         }
+        for rule, first in (rule_tokens or {}).items():
+            # Where the rule's first terminal would be shifted, its token goes where a reduce of the
+            # rule would go (the goto), pushing its value; where that terminal makes the parser
+            # reduce first, so does the token. (A rule token is only sound for a rule whose first
+            # terminal starts nothing else and whose rest the parser always shifts: the lexer's
+            # business, checked by tests/test_grammar.py against the table.)
+            for row in self._states.values():
+                action = row.get(first)
+                if action is None:
+                    continue
+                goto = row.get(rule)
+                if action[0]:
+                    if goto is None:
+                        raise ValueError(f"{first} is shifted where {rule} cannot start")
+                    row[rule] = (_RULE_VALUE, goto[1])
+                elif goto is None:
+                    row[rule] = action
+                else:
+                    raise ValueError(f"{first} reduces where {rule} can start")
 
     def parse(self, tokens: Iterable[Tok]) -> Any:
         """Parse the token stream; returns what the transformer's start rule returns."""
@@ -279,7 +302,7 @@ class TableParser:
                 shift, arg = action
                 if shift:
                     state_stack.append(arg)
-                    values.append(tok)
+                    values.append(tok if shift is True else tok[1])  # a rule token: its value
                     row = states[arg]
                     break
                 size, name, method, splices = arg
@@ -319,8 +342,11 @@ def line_lexer() -> LineLexer:
 
 @lru_cache(maxsize=None)
 def table_parser(transformer: Any) -> TableParser:
-    """The TableParser of whole transcripts for a transformer, built once per process."""
-    return TableParser(load_table(), transformer)
+    """The TableParser of whole transcripts for a transformer, built once per process; it takes the
+    rule tokens line_lexer() hands over when asked to (LineLexer.toks)."""
+    from dumpscope.lexer import RULE_TOKENS
+
+    return TableParser(load_table(), transformer, RULE_TOKENS)
 
 
 def _main(argv: list[str]) -> int:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any
 
-from dumpscope.dump import FRAME_SETTERS, Frame, build_frame
+from dumpscope.dump import Frame, FrameDraft, build_frame
 from dumpscope.grammar import Tok
 from dumpscope.terminals import FirstTerminal
 
 __all__ = [
     "MAX_LINE",
     "RELEASED",
+    "RULE_TOKENS",
     "LexInput",
     "LineLexer",
     "LineTok",
@@ -166,6 +167,13 @@ def _args(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+# Rules the lexer may hand over whole, as one token of the rule's name, by the terminal each starts
+# with (grammar.TableParser takes such a token as if it had reduced the rule itself).
+RULE_TOKENS = {"findstack_thread": "FINDSTACK_HEAD"}
+# Builds a findstack_thread token's value: (header line number, header match, bracket line number,
+# bracket match or None, frames) -> the value of the rule (parse.findstack_thread_value)
+ThreadBuilder = Callable[[int, Any, int, Any, tuple[Frame, ...]], Any]
+
 # Stands in LexInput.lines for a frame line whose text was released once its Frame was built.
 RELEASED = "\x00"
 
@@ -208,8 +216,6 @@ def decode_label(label: str) -> tuple[str, str | None, int | None]:
     return hit
 
 
-_NEW = object.__new__
-_SET = FRAME_SETTERS  # build_frame's setters, for the line loop that inlines it
 _SIXTEEN = repeat(16)
 
 
@@ -353,9 +359,12 @@ class LineLexer:
 
     # -- the token stream ----------------------------------------------------------------------
 
-    def toks(self, data: LexInput) -> Iterator[Tok]:
+    def toks(self, data: LexInput, threads: ThreadBuilder | None = None) -> Iterator[Tok]:
         """The line tokens of the input, for grammar.TableParser: one per line, one per run.
 
+        With `threads`, each ::findstack thread (its header, bracket line and frames) is one token of
+        the findstack_thread rule, whose value `threads` builds from the lines' matches (see
+        RULE_TOKENS); without it, as Lark's parser needs, one token per line or run.
         The lines are classified when this is called; the tokens are made as they are taken."""
         lines = data.lines
         # Two parallel lists, index-aligned with the lines: the terminal name of each line, and its
@@ -378,8 +387,7 @@ class LineLexer:
         labels_get = _labels.get
         hex_args = _hex_args
         symbols = _symbols
-        new = _NEW
-        s0, s1, s2, s3, s4, s5 = _SET
+        draft: Any = FrameDraft  # each draft becomes a Frame (f.__class__ = Frame) once filled
         for i, text in enumerate(lines):
             if not text:  # an empty line (one with only blanks is found below)
                 name("BLANK")
@@ -402,13 +410,8 @@ class LineLexer:
                     # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
                     fp, label, args = m.groups()
                     named = labels_get(label) or decode_label(label)
-                    f = new(Frame)
-                    s0(f, i + 1)
-                    s1(f, named[0])
-                    s2(f, named[1])
-                    s3(f, named[2])
-                    s4(f, hex_args(args) if args else ())
-                    s5(f, int(fp, 16))
+                    f = draft(i + 1, named[0], named[1], named[2], hex_args(args) if args else (), int(fp, 16))
+                    f.__class__ = Frame
                 else:
                     m = frame_match(text)
                     if m is None:
@@ -456,13 +459,8 @@ class LineLexer:
                     continue
                 sym = _stacks_symbol(m)
             # a ::stacks frame line: build_frame, inline (a call per line costs 3% of a bulk run)
-            f = new(Frame)
-            s0(f, i + 1)
-            s1(f, sym[0])
-            s2(f, sym[1])
-            s3(f, sym[2])
-            s4(f, None)
-            s5(f, None)
+            f = draft(i + 1, sym[0], sym[1], sym[2], None, None)
+            f.__class__ = Frame
             name("STACKS_FRAME")
             val(f)
             if run is not None and run_kind == "STACKS_FRAME":
@@ -472,7 +470,7 @@ class LineLexer:
                 run_kind, run_start = "STACKS_FRAME", i
         kinds = _Kinds(names, vals, runs)
         self._truncated_tail(data, kinds)
-        return self._tokens(data, kinds)  # returned, not yielded from: one generator less per token
+        return self._tokens(data, kinds, threads)  # returned, not yielded from: one generator less per token
 
     def _truncated_tail(self, data: LexInput, kinds: _Kinds) -> None:
         # An excerpt cut off inside its last frame: parse it as far as it goes, with a note.
@@ -498,7 +496,7 @@ class LineLexer:
         kinds.runs.clear()  # the frame joins the run before it: let the token pass walk the runs
         data.notes.append(f"line {last + 1}: input ends inside a frame; its name may be cut short")
 
-    def _tokens(self, data: LexInput, kinds: _Kinds) -> Iterator[Tok]:
+    def _tokens(self, data: LexInput, kinds: _Kinds, threads: ThreadBuilder | None) -> Iterator[Tok]:
         new_tok = tuple.__new__  # a Tok without NamedTuple's Python-level __new__
         lines = data.lines
         names = kinds.names
@@ -529,6 +527,35 @@ class LineLexer:
                 else:
                     frames, i = self._run(data, kinds, i, kind)
                 yield new_tok(Tok, (kind, tuple(frames)))
+                continue
+            if kind == "FINDSTACK_HEAD" and threads is not None:
+                # The findstack_thread rule, read as the parser reads it (the header, then a bracket
+                # line if one follows, then a frame run if one follows, blank lines skipped): a big
+                # ::findstack is one of these per thread, and this skips a token and a rule per line.
+                vals[i] = None
+                lines[i] = RELEASED
+                head_line = i + 1
+                i += 1
+                while i < n and names[i] == "BLANK":
+                    i += 1
+                bracket = None
+                bracket_line = 0
+                if i < n and names[i] == "BRACKET":
+                    bracket, bracket_line = vals[i], i + 1
+                    vals[i] = None
+                    lines[i] = RELEASED
+                    i += 1
+                    while i < n and names[i] == "BLANK":
+                        i += 1
+                thread_frames: Sequence[Frame] = ()
+                if i < n and names[i] == "FRAME":
+                    gathered = runs.pop(i, None)
+                    if gathered is not None:
+                        thread_frames, i = gathered, i + len(gathered)
+                    else:
+                        thread_frames, i = self._run(data, kinds, i, "FRAME")
+                thread = threads(head_line, m, bracket_line, bracket, tuple(thread_frames))
+                yield new_tok(Tok, ("findstack_thread", thread))
                 continue
             vals[i] = None  # consumed: what the parser needs is in the token (lookahead only looks ahead)
             groups = m.groupdict() if m is not None else {}

@@ -63,6 +63,8 @@ def _ends(x: Any) -> tuple[int, int]:
         return v.start, v.end
     if isinstance(v, tuple) and v:  # a run of Frames or of raw LineToks
         return v[0].line, v[-1].line
+    if isinstance(v, Thread):  # a findstack_thread: its header to its last frame
+        return v.line, v.frames[-1].line if v.frames else v.line
     return 0, 0
 
 
@@ -156,30 +158,20 @@ class _Build:
         st = Stack(frames[0].line, frames, command=None, console=True)
         return _Item(SectionKind.CONSOLE, frames[0].line, frames[-1].line, st)
 
-    def _findstack_thread(self, c: list[Tok], kind: SectionKind, **more: Any) -> Thread:
+    def findstack_thread(self, c: list[Tok]) -> Thread:
+        # On the fast path the lexer hands each thread over whole (findstack_thread_value); this is
+        # the reference path, Lark's parser, and the same function builds the thread.
         head: LineTok = c[0].value
-        g = head.groups
-        bracket: Frame | None = None
+        bracket: LineTok | None = None
         frames: tuple[Frame, ...] = ()
         for tok in c[1:]:
             if tok.type == "BRACKET":
-                bracket = _bracket_frame(tok.value)
+                bracket = tok.value
             elif tok.type == "FRAME":
                 frames = tok.value
-        if bracket is not None:
-            frames = (bracket, *frames)
-        desc = g.get("desc")
-        if g.get("free"):
-            desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
-        # addr and sp are hex by the terminal's regex
-        if more:
-            return Thread(line=head.line, kind=kind, address=int(g["addr"], 16), frames=frames,
-                          description=desc, stack_pointer=int(g["sp"], 16), **more)
-        # the commonest thread of a big transcript (::findstack -v of every thread): built by slot
-        return build_thread(head.line, kind, int(g["addr"], 16), frames, desc, stack_pointer=int(g["sp"], 16))
-
-    def findstack_thread(self, c: list[Tok]) -> Thread:
-        return self._findstack_thread(c, SectionKind.FINDSTACK)
+        if bracket is None:
+            return findstack_thread_value(head.line, head.groups, 0, None, frames)
+        return findstack_thread_value(head.line, head.groups, bracket.line, bracket.groups, frames)
 
     def findstack(self, c: list[Thread]) -> _Item:
         last = c[-1]
@@ -216,20 +208,22 @@ class _Build:
         g = row.groups
         start, end = _span(c)
         if c[0].type == "THREADLIST_BRIEF":
-            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
-                       description=g["desc"], proc=hex_value(g["proc"]), lwp=hex_value(g["lwp"]))
-            return _Item(SectionKind.THREADLIST, start, end, (t,))
+            brief = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
+                           description=g["desc"], proc=hex_value(g["proc"]), lwp=hex_value(g["lwp"]))
+            return _Item(SectionKind.THREADLIST, start, end, (brief,))
         desc = None
-        rest = c[1:]
-        if rest and rest[0].type == "THREADLIST_PC":
-            pc = rest[0].value.groups
-            if pc.get("desc"):
-                desc = f"{pc['what']}: {pc['desc']}" if pc["what"] != "CMD" else pc["desc"]
-            rest = rest[1:]
+        t: Thread | None = None
+        for child in c[1:]:
+            if isinstance(child, Thread):  # the entry's findstack_thread
+                t = child
+            else:  # THREADLIST_PC
+                pc = child.value.groups
+                if pc.get("desc"):
+                    desc = f"{pc['what']}: {pc['desc']}" if pc["what"] != "CMD" else pc["desc"]
         proc, lwp, wchan = hex_value(g["proc"]), hex_value(g["lwp"]), hex_value(g["wchan"])
-        if rest:
-            t = self._findstack_thread(rest, SectionKind.THREADLIST, proc=proc, lwp=lwp, wchan=wchan)
-            t = replace(t, line=row.line, description=t.description or desc)
+        if t is not None:
+            t = replace(t, line=row.line, kind=SectionKind.THREADLIST, description=t.description or desc,
+                        proc=proc, lwp=lwp, wchan=wchan)
         else:
             t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
                        description=desc, proc=proc, lwp=lwp, wchan=wchan)
@@ -271,10 +265,21 @@ class _Build:
 
 _TRANSFORMER = _Build()
 
-def _bracket_frame(b: LineTok) -> Frame:
-    g = b.groups
-    name, module, offset = decode_label(g["sym"] or "")
-    return build_frame(b.line, name, module, offset, (), int(g["sp"], 16))  # hex by the terminal
+def findstack_thread_value(line: int, head: Any, bracket_line: int, bracket: Any,
+                           frames: tuple[Frame, ...]) -> Thread:
+    """The Thread of a findstack_thread: its header line's groups (addr, free, desc, sp), its bracket
+    line's (sp, sym) or None, and its frames. The groups are a dict or the terminal's match itself:
+    the lexer builds a ::findstack thread straight from its lines' matches (LineLexer.toks)."""
+    if bracket is not None:
+        name, module, offset = decode_label(bracket["sym"] or "")
+        # the bracket line is the saved pc: the thread's innermost frame (sp hex by the terminal)
+        frames = (build_frame(bracket_line, name, module, offset, (), int(bracket["sp"], 16)), *frames)
+    desc = head["desc"]
+    if head["free"]:
+        desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
+    # addr and sp are hex by the terminal's regex; built by slot: the commonest thread of a big transcript
+    return build_thread(line, SectionKind.FINDSTACK, int(head["addr"], 16), frames, desc, None, None, None,
+                        int(head["sp"], 16))
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
@@ -294,7 +299,7 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
         ends_mid_line = bool(text) and not text.endswith("\n")
         del text  # the lines are all that is needed now; a caller that kept no reference frees it
         data = LexInput(lines)
-        items: list[_Item] = table_parser(_TRANSFORMER).parse(line_lexer().toks(data))
+        items: list[_Item] = table_parser(_TRANSFORMER).parse(line_lexer().toks(data, findstack_thread_value))
         return _link(items, data, ends_mid_line)
     finally:
         if enabled:

@@ -217,17 +217,82 @@ def test_table_parser_builds_what_larks_own_parser_loop_builds() -> None:
     # same transformer is the reference, on every fixture and on a few reshuffled ones.
     from conftest import TRANSCRIPTS, read_text
 
-    from dumpscope.grammar import line_lexer, table_parser
-    from dumpscope.lexer import LexInput, split_lines
-    from dumpscope.parse import _TRANSFORMER
+    from dumpscope.lexer import split_lines
 
     texts = [read_text(p) for p in sorted(TRANSCRIPTS.glob("*.txt"))]
     texts += ["\n".join(reversed(split_lines(t))) for t in texts[:10]]  # sections out of order
     texts += ["", "\n\n", "garbage only\n"]
     for text in texts:
-        ours = table_parser(_TRANSFORMER).parse(line_lexer().toks(LexInput(split_lines(text))))
-        reference = transcript_parser(_TRANSFORMER).parse(LexInput(split_lines(text)))  # type: ignore[arg-type]
-        assert ours == reference
+        _assert_table_parser_is_lark(text)
+
+
+def _assert_table_parser_is_lark(text: str) -> None:
+    # TableParser with the ::findstack threads handed over whole (as parse_transcript runs it) and
+    # with one token per line, against Lark.parse (one token per line)
+    from dumpscope.grammar import line_lexer, table_parser
+    from dumpscope.lexer import LexInput, split_lines
+    from dumpscope.parse import _TRANSFORMER, findstack_thread_value
+
+    reference = transcript_parser(_TRANSFORMER).parse(LexInput(split_lines(text)))  # type: ignore[arg-type]
+    whole = table_parser(_TRANSFORMER).parse(line_lexer().toks(LexInput(split_lines(text)), findstack_thread_value))
+    by_line = table_parser(_TRANSFORMER).parse(line_lexer().toks(LexInput(split_lines(text))))
+    assert whole == reference
+    assert by_line == reference
+
+
+def test_a_findstack_thread_token_is_what_the_parser_would_have_reduced() -> None:
+    # The lexer hands a ::findstack thread over as one findstack_thread token, read greedily: the
+    # header, a bracket line if one follows, a frame run if one follows. That is sound only if the
+    # table does the same: after the header, a bracket line and a frame run are always shifted into
+    # the thread, never reduced on. (TableParser itself refuses a header that does not start the rule.)
+    from dumpscope.grammar import load_table
+
+    states = load_table()["states"]
+    after_head = {row["FINDSTACK_HEAD"] for row in states.values() if row.get("FINDSTACK_HEAD", -1) >= 0}
+    assert after_head
+    for s1 in after_head:
+        row = states[str(s1)]
+        assert row["BRACKET"] >= 0 and row["FRAME"] >= 0, row
+        assert states[str(row["BRACKET"])]["FRAME"] >= 0
+
+
+_THREAD_LINES = [
+    "stack pointer for thread fffffe55d37b8080 (bhyve/1 [vcpu 0]): fffffb04249a9560",
+    "stack pointer for thread fffffe55d37b8080: fffffb04249a9560",
+    "stack pointer for thread fffffe55d37b8081 (TS_FREE): fffffb04249a9561",
+    "stack pointer for thread fffffe55d37b8082 (TS_FREE) (zpool-rpool): fffffb04249a9562",
+    "[ fffffb04249a9560 _resume_from_idle+0x12b() ]",
+    "[ fffffb04249a9560 unix`_resume_from_idle+0xf4() ]",
+    "  fffffb04249a9590 swtch+0x141()",
+    "  fffffb04249a95d0 sema_p+0x1d7(fffffdc5496f0de0)",
+    "  fffffb04249a95e0 cyclic_remove_here+0x6b(fffffdc5496f0de0, 2,",
+    "  , fffffb04249a9670)",
+    "    swtch+0x141()",
+    "fffffe59432a5060 fffffe5943a8e020 fffffe5945ec5e58   2  59 fffffe5943a8e0d0",
+    "  PC: _resume_from_idle+0xf4    CMD: /usr/sbin/vmstat 1",
+    "ffffff000f832950 cyclic_reprogram_cyclic+0xb0(ffffff03eb144000, b, 2cc15105498)",
+    "> ::walk thread | ::findstack -v",
+    "> ::threadlist -v",
+    "ffff800044011c20 SLEEP    CV                    287",
+    "                 cv_wait+0x74",
+    "",
+    "   ",
+    "some prose between the blocks",
+]
+
+
+_BLANKS = st.lists(st.sampled_from(["", "   "]), max_size=2)
+# a ::findstack thread as mdb prints it, with blank lines where a paste may have put them
+_THREAD_BLOCK = st.builds(
+    lambda head, b1, bracket, b2, frames: [head, *b1, *bracket, *b2, *frames],
+    st.sampled_from(_THREAD_LINES[:4]), _BLANKS, st.lists(st.sampled_from(_THREAD_LINES[4:6]), max_size=2),
+    _BLANKS, st.lists(st.sampled_from(_THREAD_LINES[6:11]), max_size=3))
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(_THREAD_BLOCK, st.lists(st.sampled_from(_THREAD_LINES), max_size=3)), max_size=6))
+def test_table_parser_is_lark_on_generated_thread_sequences(blocks: list[list[str]]) -> None:
+    _assert_table_parser_is_lark("\n".join(line for block in blocks for line in block) + "\n")
 
 
 # Pieces of mdb lines, shuffled into lines no fixture holds: the fast terminal choice (first and
