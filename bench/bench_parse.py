@@ -79,18 +79,26 @@ _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 _PEAK = """
 import os, resource, sys
 from dumpscope.cli import main
+
+def peak():
+    try:
+        with open('/proc/self/status') as status:
+            return next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: may include the parent's
+
+def report_and_exit(code, _exit=os._exit):
+    print(peak(), file=sys.stderr)
+    sys.stderr.flush()
+    _exit(code)
+
+os._exit = report_and_exit  # main() ends a parse process with os._exit: read the mark just before
 sys.argv = ['dumpscope', 'parse', sys.argv[1], '--format', 'json']
 sys.stdout = open(os.devnull, 'w')
 try:
     main()
 except SystemExit:
-    pass
-try:
-    with open('/proc/self/status') as status:
-        peak = next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))
-except (OSError, StopIteration):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: may include the parent's
-print(peak, file=sys.stderr)
+    report_and_exit(0)
 """
 
 
