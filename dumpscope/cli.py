@@ -85,7 +85,7 @@ def _stdin_path(path: str | None) -> str:
 def _read_one(path: str):  # type: ignore[no-untyped-def]
     from dumpscope.sources import read_source
 
-    src = read_source(path)
+    src = read_source(path, digest=False)  # the digest is the triage cache's key; one input needs none
     if src.error:
         raise InputError(f"{src.name}: {src.error}")
     return src
@@ -289,9 +289,9 @@ def _transcript_lines(source: str, stdin_bytes: bytes | None) -> list[str] | Non
     if source == STDIN_NAME:
         if stdin_bytes is None:
             return None
-        src = read_source("-", stdin=io.BytesIO(stdin_bytes))
+        src = read_source("-", stdin=io.BytesIO(stdin_bytes), digest=False)
     else:
-        src = read_source(source)
+        src = read_source(source, digest=False)
     return split_lines(src.text) if src.text is not None else None
 
 
