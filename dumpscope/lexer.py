@@ -58,8 +58,9 @@ _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
 # The frame line exactly as mdb prints it in $C and ::findstack -v: "  fp func+0xoff(args)". Every line
 # this matches, the FRAME terminal matches with the same groups (tests/test_lexer.py checks it on every
 # fixture line and on generated ones); it is tried first because it costs half of FRAME's regex, which
-# also takes quotes, modules, other offsets and wrapped argument lists.
-_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) ([A-Za-z_$][\w.$]*+\+0x[0-9a-f]+)\(([^()]*)\)$")
+# also takes quotes, modules, other offsets and wrapped argument lists. ASCII: \w is then a table lookup, not
+# a Unicode category test per character; a symbol with other letters (mdb prints none) goes to FRAME.
+_PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) ([A-Za-z_$][\w.$]*+\+0x[0-9a-f]+)\(([^()]*)\)$", re.ASCII)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dumpscope.grammar import line_lexer
+from dumpscope.parse import parse_transcript
 from dumpscope.lexer import _PLAIN_FRAME, clean_line, decode_label, needs_cleaning, split_lines, split_symbol
 
 
@@ -108,11 +109,19 @@ def test_plain_frame_shortcut_takes_mdb_frame_lines(line: str) -> None:
     "  fffffb04249a9590 .L1+0x1()", "  fffffb04249a9590 swtch+0xx1()", "  FFFFFB04249A9590 swtch+0x141()",
     "  fffffb04249a9590 swtch+0x141() ", '"fffffb04249a9590 swtch+0x141()",', "  fffffb04249a9590 unix`swtch+0x141()",
     "  fffffb04249a9590 swtch+0x141((vfs_t *)0xfff)", "  fffffb04249a9590\tswtch+0x141()",
-    "  fffffb04249a9590 swtch+()", "  fffffb04249a9590 swtch()",
+    "  fffffb04249a9590 swtch+()", "  fffffb04249a9590 swtch()", "  fffffb04249a9590 sw\u00e9tch+0x141(1)",
 ])
 def test_plain_frame_shortcut_leaves_other_forms_to_the_frame_terminal(line: str) -> None:
     # near misses: each either is not taken by the shortcut, or FRAME reads it the same way
     assert _plain_agrees_with_frame(line)
+
+
+def test_a_symbol_with_other_letters_is_read_by_the_frame_terminal() -> None:
+    # the shortcut is ASCII-only; FRAME's \w takes any letter, and the line is still a frame
+    line = "  fffffb04249a9590 sw\u00e9tch+0x141(1, 2)"
+    assert _PLAIN_FRAME.match(line) is None
+    (frame,) = parse_transcript(line + "\n").panic_stack.frames  # type: ignore[union-attr]
+    assert (frame.function, frame.offset, frame.args, frame.fp) == ("sw\u00e9tch", 0x141, (1, 2), 0xfffffb04249a9590)
 
 
 @pytest.mark.parametrize(("label", "want"), [
