@@ -171,8 +171,9 @@ def _args(text: str) -> tuple[int, ...]:
 # Rules the lexer may hand over whole, as one token of the rule's name, by the terminal each starts
 # with (grammar.TableParser takes such a token as if it had reduced the rule itself).
 RULE_TOKENS = {"findstack_thread": "FINDSTACK_HEAD"}
-# Builds a findstack_thread token's value: (header line number, header match, bracket line number,
-# bracket match or None, frames) -> the value of the rule (parse.findstack_thread_value)
+# Builds a findstack_thread token's value: (header line number, header groups, bracket line number,
+# bracket groups or None, frames) -> the value of the rule (parse.findstack_thread_value). The groups
+# are the terminals' in order: FINDSTACK_HEAD (addr, free, desc, sp), BRACKET (sp, sym).
 ThreadBuilder = Callable[[int, Any, int, Any, tuple[Frame, ...]], Any]
 
 # Stands in LexInput.lines for a frame line whose text was released once its Frame was built.
@@ -299,11 +300,12 @@ class LineLexer:
             if index is not None and self.terminals[index][0] not in _RUNS | {"OTHER"}:
                 name, rx = self.terminals[index]
                 self._early[chr(code)] = (name, rx.match)
-        frame = self._by_name.get("FRAME")
-        # _mdb_frame unpacks the FRAME groups by position
-        if frame is not None and sorted(frame.groupindex, key=frame.groupindex.__getitem__) != \
-                ["fp", "sym", "off", "neg", "args", "close"]:
-            raise ValueError(f"FRAME terminal groups changed: {frame.groupindex}")
+        # _mdb_frame and the thread builder take these terminals' groups by position
+        for kind, order in (("FRAME", ["fp", "sym", "off", "neg", "args", "close"]),
+                            ("FINDSTACK_HEAD", ["addr", "free", "desc", "sp"]), ("BRACKET", ["sp", "sym"])):
+            pattern = self._by_name.get(kind)
+            if pattern is not None and sorted(pattern.groupindex, key=pattern.groupindex.__getitem__) != order:
+                raise ValueError(f"{kind} terminal groups changed: {pattern.groupindex}")
 
     # -- classification ------------------------------------------------------------------------
 
@@ -555,7 +557,8 @@ class LineLexer:
                         thread_frames, i = gathered, i + len(gathered)
                     else:
                         thread_frames, i = self._run(data, kinds, i, "FRAME")
-                thread = threads(head_line, m, bracket_line, bracket, tuple(thread_frames))
+                thread = threads(head_line, m.groups(), bracket_line, bracket and bracket.groups(),
+                                 tuple(thread_frames))
                 yield new_tok(Tok, ("findstack_thread", thread))
                 continue
             vals[i] = None  # consumed: what the parser needs is in the token (lookahead only looks ahead)

@@ -169,9 +169,12 @@ class _Build:
                 bracket = tok.value
             elif tok.type == "FRAME":
                 frames = tok.value
+        g = head.groups
+        fields = (g["addr"], g["free"], g["desc"], g["sp"])
         if bracket is None:
-            return findstack_thread_value(head.line, head.groups, 0, None, frames)
-        return findstack_thread_value(head.line, head.groups, bracket.line, bracket.groups, frames)
+            return findstack_thread_value(head.line, fields, 0, None, frames)
+        return findstack_thread_value(head.line, fields, bracket.line, (bracket.groups["sp"], bracket.groups["sym"]),
+                                      frames)
 
     def findstack(self, c: list[Thread]) -> _Item:
         last = c[-1]
@@ -265,21 +268,21 @@ class _Build:
 
 _TRANSFORMER = _Build()
 
-def findstack_thread_value(line: int, head: Any, bracket_line: int, bracket: Any,
-                           frames: tuple[Frame, ...]) -> Thread:
-    """The Thread of a findstack_thread: its header line's groups (addr, free, desc, sp), its bracket
-    line's (sp, sym) or None, and its frames. The groups are a dict or the terminal's match itself:
-    the lexer builds a ::findstack thread straight from its lines' matches (LineLexer.toks)."""
+def findstack_thread_value(line: int, head: tuple[str, str | None, str | None, str],
+                           bracket_line: int, bracket: tuple[str, str] | None, frames: tuple[Frame, ...]) -> Thread:
+    """The Thread of a findstack_thread from its lines' fields: the header's (addr, free, desc, sp), the
+    bracket line's (sp, sym) or None, and the frames. The fields are the terminals' groups in order:
+    the lexer passes a match's groups() straight through (LineLexer.toks)."""
+    addr, free, desc, sp = head
     if bracket is not None:
-        name, module, offset = decode_label(bracket["sym"] or "")
+        bracket_sp, sym = bracket
+        name, module, offset = decode_label(sym or "")
         # the bracket line is the saved pc: the thread's innermost frame (sp hex by the terminal)
-        frames = (build_frame(bracket_line, name, module, offset, (), int(bracket["sp"], 16)), *frames)
-    desc = head["desc"]
-    if head["free"]:
+        frames = (build_frame(bracket_line, name, module, offset, (), int(bracket_sp, 16)), *frames)
+    if free:
         desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
     # addr and sp are hex by the terminal's regex; built by slot: the commonest thread of a big transcript
-    return build_thread(line, SectionKind.FINDSTACK, int(head["addr"], 16), frames, desc, None, None, None,
-                        int(head["sp"], 16))
+    return build_thread(line, SectionKind.FINDSTACK, int(addr, 16), frames, desc, None, None, None, int(sp, 16))
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
