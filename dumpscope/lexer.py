@@ -219,6 +219,7 @@ def decode_label(label: str) -> tuple[str, str | None, int | None]:
 
 
 _SIXTEEN = repeat(16)
+_NEW = object.__new__
 
 
 _symbols: dict[str, tuple[str, str | None, int | None]] = {}
@@ -390,6 +391,7 @@ class LineLexer:
         labels_get = _labels.get
         hex_args = _hex_args
         symbols = _symbols
+        new = _NEW
         draft: Any = FrameDraft  # each draft becomes a Frame (f.__class__ = Frame) once filled
         for i, text in enumerate(lines):
             if not text:  # an empty line (one with only blanks is found below)
@@ -413,7 +415,11 @@ class LineLexer:
                     # the commonest frame line: _mdb_frame's work inline (a call costs 6% of a line)
                     fp, label, args = m.groups()
                     named = labels_get(label) or decode_label(label)
-                    f = draft(i + 1, named[0], named[1], named[2], hex_args(args) if args else (), int(fp, 16))
+                    f = new(draft)
+                    f.line = i + 1
+                    f.function, f.module, f.offset = named
+                    f.args = hex_args(args) if args else ()
+                    f.fp = int(fp, 16)
                     f.__class__ = Frame
                 else:
                     m = frame_match(text)
@@ -462,7 +468,11 @@ class LineLexer:
                     continue
                 sym = _stacks_symbol(m)
             # a ::stacks frame line: build_frame, inline (a call per line costs 3% of a bulk run)
-            f = draft(i + 1, sym[0], sym[1], sym[2], None, None)
+            f = new(draft)
+            f.line = i + 1
+            f.function, f.module, f.offset = sym
+            f.args = None
+            f.fp = None
             f.__class__ = Frame
             name("STACKS_FRAME")
             val(f)
