@@ -367,7 +367,7 @@ class LineLexer:
         """The line tokens of the input, for grammar.TableParser: one per line, one per run.
 
         With `threads`, each ::findstack thread (its header, bracket line and frames) is one token of
-        the findstack_thread rule, whose value `threads` builds from the lines' matches (see
+        the findstack_thread rule, whose value `threads` builds from the lines' groups (see
         RULE_TOKENS); without it, as Lark's parser needs, one token per line or run.
         The lines are classified when this is called; the tokens are made as they are taken."""
         lines = data.lines

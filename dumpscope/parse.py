@@ -281,7 +281,7 @@ def findstack_thread_value(line: int, head: tuple[str, str | None, str | None, s
         frames = (build_frame(bracket_line, name, module, offset, (), int(bracket_sp, 16)), *frames)
     if free:
         desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
-    # addr and sp are hex by the terminal's regex; built by slot: the commonest thread of a big transcript
+    # addr and sp are hex by the terminal's regex; built as a draft: the commonest thread of a big transcript
     return build_thread(line, SectionKind.FINDSTACK, int(addr, 16), frames, desc, None, None, None, int(sp, 16))
 
 

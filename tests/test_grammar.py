@@ -256,6 +256,15 @@ def test_a_findstack_thread_token_is_what_the_parser_would_have_reduced() -> Non
         assert states[str(row["BRACKET"])]["FRAME"] >= 0
 
 
+def test_a_rule_token_for_a_terminal_that_starts_other_things_is_refused() -> None:
+    # FRAME starts a stack section too: a token standing for findstack_thread cannot replace it
+    from dumpscope.grammar import TableParser, load_table
+    from dumpscope.parse import _TRANSFORMER
+
+    with pytest.raises(ValueError, match="FRAME is shifted where findstack_thread cannot start"):
+        TableParser(load_table(), _TRANSFORMER, {"findstack_thread": "FRAME"})
+
+
 _THREAD_LINES = [
     "stack pointer for thread fffffe55d37b8080 (bhyve/1 [vcpu 0]): fffffb04249a9560",
     "stack pointer for thread fffffe55d37b8080: fffffb04249a9560",
