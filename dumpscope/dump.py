@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
+
+from dumpscope.frozen import draft_builder, draft_class
 
 __all__ = [
     "FrameDraft",
@@ -215,70 +217,13 @@ class Dump:
 
 
 # -- building the commonest objects fast -----------------------------------------------------------
-# A frozen dataclass's __init__ sets each field through object.__setattr__; a big transcript builds
-# hundreds of thousands of frames. A draft class with the same slots, not frozen, is filled by plain
-# attribute stores (which the interpreter specializes), and then becomes the frozen class by switching
-# its __class__ (CPython allows the switch between classes of the same layout: the same slots, in the
-# same order). The object is then exactly what the dataclass's own __init__ builds, as immutable and
-# equal. A Frame so built takes about 2,400 instructions, against 8,500 through the slots' descriptors
-# and 10,200 through Frame(...) (callgrind, 100,000 frames).
+# A big transcript builds hundreds of thousands of frames: the parser builds them as drafts, four
+# times cheaper than through the dataclass's __init__ (dumpscope.frozen). The builders take every
+# field, positionally, in field order.
 
-_FRAME_FIELDS = ("line", "function", "module", "offset", "args", "fp")
-_THREAD_FIELDS = ("line", "kind", "address", "frames", "description", "state", "sobj", "count", "stack_pointer",
-                  "proc", "lwp", "wchan", "failure", "is_panic")
-for _cls, _names in ((Frame, _FRAME_FIELDS), (Thread, _THREAD_FIELDS)):
-    if tuple(f.name for f in fields(_cls)) != _names:  # the drafts' slots: the same layout, for the switch
-        raise TypeError(f"{_cls.__name__} fields changed: {[f.name for f in fields(_cls)]}")
-
-
-class FrameDraft:
-    """A Frame being built: `object.__new__(FrameDraft)`, its six slots stored by name, then
-    `.__class__ = Frame`. For the parser's hot loops; build_frame() does the same."""
-
-    __slots__ = _FRAME_FIELDS
-
-
-class _ThreadDraft:
-    __slots__ = _THREAD_FIELDS
-
-
-_new = object.__new__
-
-
-def build_frame(line: int, function: str, module: str | None, offset: int | None,
-                args: tuple[int, ...] | None, fp: int | None) -> Frame:
-    """Frame(line, function, module, offset, args, fp), built as a draft (see FrameDraft)."""
-    f: Any = _new(FrameDraft)
-    f.line = line
-    f.function = function
-    f.module = module
-    f.offset = offset
-    f.args = args
-    f.fp = fp
-    f.__class__ = Frame
-    return f  # type: ignore[no-any-return]
-
-
-def build_thread(line: int, kind: SectionKind, address: int | None, frames: tuple[Frame, ...],
-                 description: str | None = None, state: str | None = None, sobj: str | None = None,
-                 count: int | None = None, stack_pointer: int | None = None, proc: int | None = None,
-                 lwp: int | None = None, wchan: int | None = None, failure: str | None = None,
-                 is_panic: bool = False) -> Thread:
-    """Thread(...) with the same arguments, built as a draft (see FrameDraft)."""
-    t: Any = _new(_ThreadDraft)
-    t.line = line
-    t.kind = kind
-    t.address = address
-    t.frames = frames
-    t.description = description
-    t.state = state
-    t.sobj = sobj
-    t.count = count
-    t.stack_pointer = stack_pointer
-    t.proc = proc
-    t.lwp = lwp
-    t.wchan = wchan
-    t.failure = failure
-    t.is_panic = is_panic
-    t.__class__ = Thread
-    return t  # type: ignore[no-any-return]
+FrameDraft = draft_class(Frame)  # for the lexer's loop, which fills drafts itself
+build_frame: Callable[[int, str, str | None, int | None, tuple[int, ...] | None, int | None], Frame] = \
+    draft_builder(Frame, FrameDraft)
+build_thread: Callable[[int, SectionKind, int | None, tuple[Frame, ...], str | None, str | None, str | None,
+                        int | None, int | None, int | None, int | None, int | None, str | None, bool], Thread] = \
+    draft_builder(Thread)

@@ -282,7 +282,8 @@ def findstack_thread_value(line: int, head: tuple[str, str | None, str | None, s
     if free:
         desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
     # addr and sp are hex by the terminal's regex; built as a draft: the commonest thread of a big transcript
-    return build_thread(line, SectionKind.FINDSTACK, int(addr, 16), frames, desc, None, None, None, int(sp, 16))
+    return build_thread(line, SectionKind.FINDSTACK, int(addr, 16), frames, desc, None, None, None, int(sp, 16),
+                        None, None, None, None, False)
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:

@@ -12,6 +12,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TypeVar
 
 from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread
+from dumpscope.frozen import draft_builder
 from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict
 
 __all__ = [
@@ -434,33 +435,39 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
     }
 
 
+# A cached re-run restores every verdict from its JSON: built as drafts (dumpscope.frozen), a verdict
+# and its evidence cost a third of what their dataclasses' __init__ would
+_build_verdict = draft_builder(Verdict)
+_build_evidence = draft_builder(Evidence)
+
+
 def verdict_from_json(doc: dict[str, Any]) -> Verdict:
     """The inverse of verdict_to_json: `verdict_from_json(verdict_to_json(v)) == v` for every Verdict."""
     if doc.get("schema") != VERDICT_SCHEMA:
         raise ValueError(f"not a {VERDICT_SCHEMA} object (schema={doc.get('schema')!r})")
     fix = doc["fix"]
-    return Verdict(
-        source=doc["source"],
-        status=doc["status"],
-        error=doc["error"],
-        panic_message=doc["panic_message"],
-        platform=doc["platform"],
-        host=doc["host"],
-        signature=doc["signature"],
-        confidence=None if doc["confidence"] is None else Confidence(doc["confidence"]),
-        bucket=doc["bucket"],
-        title=doc["title"],
-        bugs=tuple(doc["bugs"]),
-        evidence=tuple(
-            Evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]
-        ),
-        fix=None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
-        events=tuple(doc["events"]),
-        hints=tuple(doc["hints"]),
-        notes=tuple(doc["notes"]),
-        panic_thread=doc["panic_thread"],
-        replay=doc["replay"],
+    evidence = _build_evidence
+    verdict: Verdict = _build_verdict(
+        doc["source"],
+        doc["status"],
+        doc["error"],
+        doc["panic_message"],
+        doc["platform"],
+        doc["host"],
+        doc["signature"],
+        None if doc["confidence"] is None else Confidence(doc["confidence"]),
+        doc["bucket"],
+        doc["title"],
+        tuple(doc["bugs"]),
+        tuple([evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]]),
+        None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
+        tuple(doc["events"]),
+        tuple(doc["hints"]),
+        tuple(doc["notes"]),
+        doc["panic_thread"],
+        doc["replay"],
     )
+    return verdict
 
 
 def _headline(v: Verdict) -> str:
