@@ -10,10 +10,10 @@ from enum import StrEnum
 from dumpscope.frozen import draft_builder, draft_class
 
 __all__ = [
-    "FrameDraft",
     "Cpu",
     "Dump",
     "Frame",
+    "FrameDraft",
     "SectionKind",
     "Section",
     "Stack",
