@@ -7,7 +7,16 @@ interleaving of the race).
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the names below are, for type checkers; at run time they load on first use
+    from dumpscope.bulk import triage_all
+    from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
+    from dumpscope.explore import explore
+    from dumpscope.parse import parse_transcript
+    from dumpscope.replay import Scenario, replay
+    from dumpscope.triage import triage_text
+    from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict
 
 # Imported on first use (PEP 562): `dumpscope parse` must not pay for the matcher, the cyclic model
 # and the worker pool at start-up.

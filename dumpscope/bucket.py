@@ -241,7 +241,7 @@ def bucket(dump: Dump, text: str | None = None) -> Bucket:
     a stack, to name a kmem_error report the parser keeps as raw text (corpus 022).
     """
     all_frames = crash_frames(dump)
-    message = dump.panic_message or (dump.status.panic_message if dump.status else None) or ""
+    message = dump.panic_message or ""
     kind = "panic"
     title = ""
     frames = meaningful_frames(all_frames)[:BUCKET_FRAMES]

@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
-from typing import Self
+from typing import Any, Self
 
 from dumpscope.errors import InputError
-from dumpscope.verdict import Confidence, Verdict
+from dumpscope.verdict import VERDICT_SCHEMA, Confidence, Evidence, Fix, FixStatus, Verdict
 
 __all__ = [
     "BRIEF_FIELDS",
@@ -30,6 +30,7 @@ __all__ = [
     "json_line",
     "restore",
     "stamp_of",
+    "verdict_from_json",
 ]
 
 # Bumped when the tables change shape; a cache file of another schema is rebuilt in place.
@@ -302,13 +303,38 @@ def content_json(verdict: Verdict, notes: Sequence[str] = ()) -> str:
 
 def restore(doc: str, source: str, notes: Sequence[str] = ()) -> Verdict:
     """A verdict from its cache form, named `source`, with the input's read notes put back in front."""
-    from dumpscope.render import verdict_from_json
-
     fields = json.loads(doc)
     fields["source"] = source
     if notes:
         fields["notes"] = list(notes) + fields["notes"]
     return verdict_from_json(fields)
+
+
+def verdict_from_json(doc: dict[str, Any]) -> Verdict:
+    """The inverse of render.verdict_to_json: `verdict_from_json(verdict_to_json(v)) == v` for every Verdict."""
+    if doc.get("schema") != VERDICT_SCHEMA:
+        raise ValueError(f"not a {VERDICT_SCHEMA} object (schema={doc.get('schema')!r})")
+    fix = doc["fix"]
+    return Verdict(
+        source=doc["source"],
+        status=doc["status"],
+        error=doc["error"],
+        panic_message=doc["panic_message"],
+        platform=doc["platform"],
+        host=doc["host"],
+        signature=doc["signature"],
+        confidence=None if doc["confidence"] is None else Confidence(doc["confidence"]),
+        bucket=doc["bucket"],
+        title=doc["title"],
+        bugs=tuple(doc["bugs"]),
+        evidence=tuple([Evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]]),
+        fix=None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
+        events=tuple(doc["events"]),
+        hints=tuple(doc["hints"]),
+        notes=tuple(doc["notes"]),
+        panic_thread=doc["panic_thread"],
+        replay=doc["replay"],
+    )
 
 
 # In the cache form the only "source" key is the top-level one, blank: keys are sorted, nested

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
@@ -18,6 +15,8 @@ from typer import _click as click
 from dumpscope.errors import DumpscopeError, InputError
 
 if TYPE_CHECKING:
+    from typer._click import _termui_impl as typer_progress
+
     from dumpscope.dump import Dump
 
 __all__ = ["app", "main"]
@@ -38,12 +37,6 @@ app = typer.Typer(
 )
 
 _debug = False
-
-# Set by main() when it runs as the process itself (the console script, `python -m dumpscope`), not
-# called by a program: a command may then leave what it built here for the process's end. Freeing
-# the model of a big transcript object by object takes about 50 ms for 12 MB; the operating system
-# takes the whole heap back at once.
-_left_for_exit: list[object] | None = None
 
 
 class OneFormat(StrEnum):
@@ -103,44 +96,19 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     from dumpscope.parse import parse_transcript
     from dumpscope.render import iter_dump_json, render_dump_text
 
-    with _collector_off():
-        src = _read_one(_stdin_path(path))
-        name, notes, held = src.name, src.notes, [src.text]
-        del src
-        # The text is handed over with no reference left here (popped from `held` as the call is
-        # made): the parser drops it once split into lines, so a big transcript is not held twice.
-        dump = parse_transcript(held.pop(), name)
-        if dump.empty:
-            from dumpscope.triage import NO_MDB_OUTPUT
+    src = _read_one(_stdin_path(path))
+    dump = parse_transcript(src.text, src.name)
+    if dump.empty:
+        from dumpscope.triage import NO_MDB_OUTPUT
 
-            raise InputError(f"{name}: {NO_MDB_OUTPUT}")
-        if notes:
-            dump = _with_notes(dump, notes)
-        if fmt is OneFormat.json:
-            sys.stdout.writelines(iter_dump_json(dump, name))
-        else:
-            sys.stdout.write(render_dump_text(dump, name))
-        if _left_for_exit is not None:
-            _left_for_exit.append(dump)
+        raise InputError(f"{src.name}: {NO_MDB_OUTPUT}")
+    if src.notes:
+        dump = _with_notes(dump, src.notes)
+    if fmt is OneFormat.json:
+        sys.stdout.writelines(iter_dump_json(dump, src.name))
+    else:
+        sys.stdout.write(render_dump_text(dump, src.name))
     return EXIT_OK
-
-
-@contextmanager
-def _collector_off() -> Iterator[None]:
-    # The cyclic collector stays off while a command builds and prints a model: the model of a big
-    # transcript is a million small acyclic objects, and with the collector on, the first allocation
-    # after the parse rescans them all (0.1 s for 12 MB) to free nothing. It is turned back on for an
-    # in-process caller (the tests) once what was built is in the oldest generation: freeze() and
-    # unfreeze() move it there without a scan.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
 
 
 def _with_notes(dump: Dump, notes: tuple[str, ...]) -> Dump:
@@ -221,7 +189,7 @@ def triage_cmd(
         stdin = io.BytesIO(stdin_bytes)
 
     store = _open_cache(cache) if cache else None
-    bar = _ProgressBar() if sys.stderr is not None and sys.stderr.isatty() else None
+    bar = _Progress() if sys.stderr is not None and sys.stderr.isatty() else None
     failed = 0
     collected = []
     # Table, CSV and --summary read only a few fields of each verdict: cached rows give just those,
@@ -302,16 +270,9 @@ def _write_summary(verdicts, fmt: Format) -> None:  # type: ignore[no-untyped-de
         for row in summary_rows(verdicts):
             sys.stdout.write(to_json_line({"schema": "dumpscope.summary/1", **row}) + "\n")
     elif fmt is Format.csv:
-        import csv
+        from dumpscope.render import render_summary_csv
 
-        from dumpscope.render import escape
-
-        rows = summary_rows(verdicts)
-        w = csv.writer(sys.stdout, lineterminator="\n")
-        cols = ["group", "key", "title", "count", "first_build", "last_build", "example"]
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in cols])
+        sys.stdout.write(render_summary_csv(verdicts))
     else:
         sys.stdout.write(render_summary(verdicts))
 
@@ -400,40 +361,43 @@ def signatures_cmd(fmt: FormatOpt = OneFormat.text) -> int:
     return EXIT_OK
 
 
-class _ProgressBar:
-    """A one-line progress bar on stderr (only used when stderr is a terminal)."""
+class _Progress:
+    """The bulk run's progress(done, total) callback as a typer progress bar on stderr, with the rate
+    and the time left; made only when stderr is a terminal (the bar hides itself otherwise too)."""
 
     def __init__(self) -> None:
+        self._bar: typer_progress.ProgressBar[str] | None = None
+        self._done = 0
+        self._start = 0.0
         self._last = 0.0
-        self._shown = False
 
     def __call__(self, done: int, total: int) -> None:
         import time
 
         now = time.monotonic()
-        if done != total and now - self._last < 0.1:
-            return
+        if self._bar is None:
+            self._bar = typer.progressbar(length=total, file=sys.stderr, hidden=not sys.stderr.isatty(),
+                                          show_pos=True, show_eta=True, item_show_func=lambda rate: rate)
+            self._start = now
+        elif done != total and now - self._last < 0.1:
+            return  # redrawn at most ten times a second
         self._last = now
-        width = 30
-        filled = width * done // total if total else width
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        sys.stderr.flush()
-        self._shown = True
+        rate = done / (now - self._start) if now > self._start else 0.0
+        self._bar.current_item = f"{rate:,.0f}/s"  # what item_show_func shows after the position and ETA
+        self._bar.update(done - self._done)
+        self._done = done
 
     def clear(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\x1b[K")
+        """Erase the bar's line (before an error message or the output); the next update redraws it."""
+        if self._bar is not None and not self._bar.hidden:
+            sys.stderr.write("\r\x1b[K\x1b[?25h")  # the line erased, the cursor shown again
             sys.stderr.flush()
-            self._shown = False
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI: the one place where errors become messages and exit codes.
 
     With no argv it is the process's entry point (the console script, `python -m dumpscope`)."""
-    global _left_for_exit
-    if argv is None:
-        _left_for_exit = []
     try:
         rc = app(args=argv, standalone_mode=False)
     except typer.Exit as e:
@@ -468,10 +432,4 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    rc = rc if isinstance(rc, int) else EXIT_OK
-    if _left_for_exit:
-        # A command left its model for the end of the process: end it without freeing the model (or
-        # running the interpreter's teardown), once everything written has been flushed above.
-        sys.stderr.flush()
-        os._exit(rc)
-    sys.exit(rc)
+    sys.exit(rc if isinstance(rc, int) else EXIT_OK)

@@ -21,6 +21,7 @@ __all__ = [
     "Thread",
     "build_frame",
     "build_thread",
+    "hex_text",
 ]
 
 
@@ -73,6 +74,12 @@ class Frame:
 
 
 _HEX = re.compile(r"[0-9a-fA-F]{8,}")
+
+
+def hex_text(value: int | None) -> str | None:
+    """A number the way mdb prints addresses and arguments: bare lowercase hex ('ffffff03eb144000'), so
+    it can be pasted back into mdb; None stays None. The one hex formatter of every output."""
+    return None if value is None else f"{value:x}"
 
 
 def _is_hex(text: str) -> bool:

@@ -18,18 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
+
+from dumpscope.lexer import RULE_TOKENS, LineLexer, Tok
 
 if TYPE_CHECKING:
     from lark import Lark
-
-    from dumpscope.lexer import LineLexer
 
 __all__ = [
     "FORMAT_GRAMMARS",
     "TABLE_FILE",
     "TableParser",
-    "Tok",
     "build_table",
     "grammar_dir",
     "grammar_digest",
@@ -103,8 +102,6 @@ def lark_lexer_class() -> type:
     """LineLexer as a lark.lexer.Lexer, for Lark(..., lexer=...): Lark imported only when asked for."""
     from lark import Token
     from lark.lexer import Lexer
-
-    from dumpscope.lexer import LineLexer
 
     class LarkLineLexer(Lexer):
         """Lark's custom-lexer interface over LineLexer: its tokens as lark Tokens."""
@@ -220,13 +217,6 @@ def table_json(table: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(head + body) + "\n}\n"
 
 
-class Tok(NamedTuple):
-    """A line token for TableParser: what lark.Token carries for the transformer, without its cost."""
-
-    type: str  # the terminal name (or a rule's name, for a rule the lexer hands over whole)
-    value: Any  # the lexer's payload: a LineTok, or a tuple of Frames / LineToks for a run (or the rule's value)
-
-
 _END = (Tok("$END", None),)
 _RULE_VALUE = 2  # in a state's row, next to True (shift) and False (reduce): a rule token's goto
 
@@ -335,8 +325,6 @@ class TableParser:
 @lru_cache(maxsize=None)
 def line_lexer() -> LineLexer:
     """The line lexer of whole transcripts (feeds TableParser), built once per process."""
-    from dumpscope.lexer import LineLexer
-
     return LineLexer(load_table()["terminals"])
 
 
@@ -344,8 +332,6 @@ def line_lexer() -> LineLexer:
 def table_parser(transformer: Any) -> TableParser:
     """The TableParser of whole transcripts for a transformer, built once per process; it takes the
     rule tokens line_lexer() hands over when asked to (LineLexer.toks)."""
-    from dumpscope.lexer import RULE_TOKENS
-
     return TableParser(load_table(), transformer, RULE_TOKENS)
 
 

@@ -6,10 +6,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from dumpscope.dump import Frame, FrameDraft, build_frame
-from dumpscope.grammar import Tok
 from dumpscope.terminals import FirstTerminal
 
 __all__ = [
@@ -19,6 +18,7 @@ __all__ = [
     "LexInput",
     "LineLexer",
     "LineTok",
+    "Tok",
     "clean_line",
     "decode_label",
     "hex_value",
@@ -61,6 +61,13 @@ _CONT = re.compile(r"^\s*,?\s*(?P<args>[^()]*?)\s*(?P<close>\))?\s*$")
 # also takes quotes, modules, other offsets and wrapped argument lists. ASCII: \w is then a table lookup, not
 # a Unicode category test per character; a symbol with other letters (mdb prints none) goes to FRAME.
 _PLAIN_FRAME = re.compile(r"[ \t]*([0-9a-f]{8,16}) ([A-Za-z_$][\w.$]*+\+0x[0-9a-f]+)\(([^()]*)\)$", re.ASCII)
+
+
+class Tok(NamedTuple):
+    """A line token for grammar.TableParser: what lark.Token carries for the transformer, without its cost."""
+
+    type: str  # the terminal name (or a rule's name, for a rule the lexer hands over whole)
+    value: Any  # the lexer's payload: a LineTok, or a tuple of Frames / LineToks for a run (or the rule's value)
 
 
 @dataclass(slots=True)

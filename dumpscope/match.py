@@ -10,7 +10,7 @@ from itertools import accumulate, chain
 from operator import attrgetter
 
 from dumpscope.bucket import crash_frames, is_meaningful, is_unresolved, meaningful_frames
-from dumpscope.dump import Dump, Frame, Stack, Thread
+from dumpscope.dump import Dump, Frame, Stack, Thread, hex_text
 from dumpscope.signatures import (
     MAX_SUBJECT_LENGTH,
     CrashSpec,
@@ -24,12 +24,7 @@ from dumpscope.signatures import (
 )
 from dumpscope.verdict import Confidence, Evidence
 
-__all__ = ["Candidate", "Match", "hexval", "match", "match_frames"]
-
-
-def hexval(value: int | None) -> str:
-    """A value the way mdb prints it (bare lowercase hex), or '?' when not shown."""
-    return "?" if value is None else f"{value:x}"
+__all__ = ["Candidate", "Match", "match", "match_frames"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,26 +204,17 @@ def match(dump: Dump, sig: Signature) -> Match | None:
     return _match_panic(dump, sig)
 
 
-def _message(dump: Dump) -> str | None:
-    return dump.panic_message or (dump.status.panic_message if dump.status else None)
-
-
-def _message_line(dump: Dump) -> int | None:
-    # looked up only for a message that matched: most signatures reject the message first
-    return dump.panic_message_line or (dump.status.line_of("panic_message") if dump.status else None)
-
-
 def _match_panic(dump: Dump, sig: Signature) -> Match | None:
     crash = sig.crash
     evidence: list[Evidence] = []
     notes: list[str] = []
-    msg = _message(dump)
+    msg = dump.panic_message
     msg_ok: bool | None = None
     if msg and crash.message is not None:
         msg_ok = crash.message.search(msg[:MAX_SUBJECT_LENGTH]) is not None
         if not msg_ok:
             return None  # a different panic, whatever the stack looks like
-        msg_line = _message_line(dump)
+        msg_line = dump.panic_message_line
         evidence.append(Evidence("panic message", (msg_line,) if msg_line else (), True, msg.strip()))
 
     frames = crash_frames(dump)
@@ -286,7 +272,7 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
         if not paired:
             no_args = [c for c in found if not c.has_args]
             for c in no_args or [None]:  # type: ignore[list-item]
-                addr = hexval(c.address) if c is not None and c.address is not None else "ADDR"
+                addr = (hex_text(c.address) if c is not None else None) or "ADDR"
                 for h in spec.hints:
                     text = fill_template(h, {"address": addr})
                     if text not in hints:
@@ -329,14 +315,14 @@ def _excluded(crash: CrashSpec, frames: Sequence[Frame]) -> list[Frame]:
 
 
 def _match_hang(dump: Dump, sig: Signature) -> Match | None:
-    msg = _message(dump)
+    msg = dump.panic_message
     evidence: list[Evidence] = []
     msg_ok: bool | None = None
     if msg:
         if sig.crash.message is None or sig.crash.message.search(msg[:MAX_SUBJECT_LENGTH]) is None:
             return None  # a real panic is not a hang
         msg_ok = True
-        msg_line = _message_line(dump)
+        msg_line = dump.panic_message_line
         evidence.append(Evidence("panic message of a forced dump", (msg_line,) if msg_line else (), True, msg.strip()))
     sources = _sources(dump)
     for i in _shaped(sig.crash.frames, sources):
@@ -348,7 +334,7 @@ def _match_hang(dump: Dump, sig: Signature) -> Match | None:
         who = _who(thread, src, frames)
         for name, fr in named:
             evidence.append(Evidence(f"stuck thread frame {name}", (fr.line,), True, f"{who}: {fr.text}"))
-        addr = hexval(thread.address) if thread is not None and thread.address is not None else "ADDR"
+        addr = (hex_text(thread.address) if thread is not None else None) or "ADDR"
         hints = tuple(fill_template(h, {"address": addr}) for h in sig.hints)
         notes = () if msg else ("no panic in the transcript: a hang",)
         return Match(sig, Confidence.LIKELY, tuple(evidence), (), named, hints=hints, notes=notes,
@@ -445,7 +431,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
                 continue
             sides = (_line(cl.lhs, lines, where, own_where), _line(cl.rhs, lines, where, own_where))
             ev_lines = tuple(sorted({ln for ln in sides if ln}))
-            detail = f"{cl.lhs} = {hexval(lhs)}, {cl.rhs} = {hexval(rhs)}"
+            detail = f"{cl.lhs} = {hex_text(lhs) or '?'}, {cl.rhs} = {hex_text(rhs) or '?'}"
             if lhs == rhs:
                 evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, True, f"{who}: {detail}"))
             else:

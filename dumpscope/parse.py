@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import gc
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
-from dumpscope.grammar import Tok, line_lexer, table_parser
+from dumpscope.grammar import line_lexer, table_parser
 from dumpscope.lexer import (
     LexInput,
     LineTok,
+    Tok,
     clean_line,
     decode_label,
     hex_value,
@@ -311,128 +312,160 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
 
 
 def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
-    """Turn the parsed items into a Dump: attach commands to output, pick the panic stack, link threads."""
-    sections: list[Section] = []
-    stacks: list[Stack] = []
-    threads: list[Thread] = []
-    statuses: list[Status] = []
-    panicinfo: tuple[tuple[str, str], ...] = ()
-    cpus: tuple[Cpu, ...] = ()
-    console: list[dict[str, Any]] = []  # console panic records: message, cpu, thread, text line
-    notes = list(data.notes)
-    thread_stacks: list[Stack] = []  # ADDR$C: a thread's stack, not the panic stack
-    command: str | None = None
-    raw_start = raw_end = None
-    raw_cmd: str | None = None
-    raw_lines = 0
-
-    def flush_raw() -> None:
-        nonlocal raw_start, raw_end, raw_lines
-        if raw_start is not None:
-            sections.append(Section(SectionKind.RAW, raw_start, raw_end or raw_start, raw_cmd))
-            raw_lines += (raw_end or raw_start) - raw_start + 1
-            raw_start = raw_end = None
-
-    for item in items:
-        if item.kind is SectionKind.RAW:
-            if item.value == "MDB_WARN":
-                notes.append(f"line {item.start}: mdb warning: {data.lines[item.start - 1].strip()[:200]}")
-            if raw_start is None:
-                raw_start, raw_cmd = item.start, command
-            raw_end = item.end
-            continue
-        flush_raw()
-        if item.kind is SectionKind.COMMAND:
-            if item.value == "":  # a banner
-                sections.append(Section(SectionKind.COMMAND, item.start, item.end, None))
-                continue
-            command = item.value
-            sections.append(Section(SectionKind.COMMAND, item.start, item.end, command))
-            continue
-        sections.append(Section(item.kind, item.start, item.end, command))
-        if item.kind is SectionKind.STATUS:
-            statuses.append(item.value)
-        elif item.kind is SectionKind.STACK:
-            st: Stack = item.value
-            m = _STACK_COMMANDS.match(command or "")
-            st = replace(st, command=m["cmd"] if m else None)
-            if m and m["addr"]:
-                thread_stacks.append(st)
-            else:
-                stacks.append(st)
-        elif item.kind is SectionKind.CONSOLE:
-            if isinstance(item.value, Stack):
-                stacks.append(item.value)
-            else:
-                console.append(item.value)
-        elif item.kind in (SectionKind.FINDSTACK, SectionKind.STACKS, SectionKind.THREADLIST):
-            threads.extend(item.value)
-        elif item.kind is SectionKind.PANICINFO:
-            panicinfo = panicinfo or item.value
-        elif item.kind is SectionKind.CPUINFO:
-            cpus = cpus or item.value
-        # a command's output is one section; what follows without a new prompt is recognised by content
-        command = None
-    flush_raw()
-
-    status = statuses[0] if statuses else None
-    if len(statuses) > 1:
-        notes.append(f"{len(statuses)} ::status blocks; the first (line {statuses[0].line}) is used")
-
-    # The panic message: ::status, else ::panicinfo, else the console
-    msg, msg_line = None, None
-    if status and status.panic_message:
-        msg, msg_line = status.panic_message, status.line_of("panic_message")
-    pi = dict(panicinfo)
-    if msg is None and pi.get("message"):
-        msg = pi["message"]
-        msg_line = _section_line(sections, SectionKind.PANICINFO)
-    panic_thread = hex_value(pi.get("thread"))
-    panic_cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
-    for info in console:
-        if msg is None and info["message"]:
-            msg, msg_line = info["message"], info["text_line"]
-        if panic_thread is None and info["thread"]:
-            panic_thread = hex_value(info["thread"])
-        if panic_cpu is None and info["cpu"]:
-            panic_cpu = int(info["cpu"])
-    if msg is None:
-        msg, msg_line = _message_before_console_stack(stacks, data.lines)
-
-    panic_stack = next((s for s in stacks if not s.console), None) or next(iter(stacks), None)
-    if panic_stack is None and thread_stacks:
-        panic_stack = thread_stacks[0]
-    linked = _merge_threads(threads, panic_thread)
-    if panic_thread is None:
-        pt = next((t for t in linked if t.is_panic), None)
-        panic_thread = pt.address if pt else None
-
-    if ends_mid_line and data.lines and sections:
-        last = sections[-1]
-        if last.kind is SectionKind.RAW and last.end == len(data.lines):
-            notes.append(f"line {len(data.lines)}: input ends mid-line (truncated)")
-    understood = [s for s in sections if s.kind not in (SectionKind.RAW, SectionKind.COMMAND)]
-    if understood and raw_lines:
-        raws = [s for s in sections if s.kind is SectionKind.RAW]
-        spans = ", ".join(f"{s.start}-{s.end}" if s.end != s.start else f"{s.start}" for s in raws[:5])
-        more = ", ..." if len(raws) > 5 else ""
-        notes.append(f"{raw_lines} line(s) not understood, kept as raw text (lines {spans}{more})")
-
+    """Turn the parsed items into a Dump, step by step: sections (commands attached to their output),
+    the status block, the panic message, the panic thread and cpu, the panic stack, one thread per
+    address, and the notes on what was not understood."""
+    found = _Found(notes=list(data.notes))
+    _collect(items, data.lines, found)
+    status = _status(found)
+    msg, msg_line = _panic_message(status, found, data.lines)
+    panic_thread, panic_cpu = _panic_thread_and_cpu(found)
+    threads = _merge_threads(found.threads, panic_thread)
+    if panic_thread is None:  # else a ::stacks thread in state PANIC names it
+        panic_thread = next((t.address for t in threads if t.is_panic), None)
+    _note_raw_text(found, ends_mid_line, len(data.lines))
     return Dump(
         status=status,
         panic_message=msg,
         panic_message_line=msg_line,
-        panic_stack=panic_stack,
-        stacks=tuple(stacks) + tuple(thread_stacks),
-        threads=tuple(linked),
+        panic_stack=_panic_stack(found),
+        stacks=tuple(found.stacks) + tuple(found.thread_stacks),
+        threads=tuple(threads),
         panic_thread_address=panic_thread,
         panic_cpu=panic_cpu,
-        panicinfo=panicinfo,
-        cpus=cpus,
-        sections=tuple(sections),
-        notes=tuple(notes),
+        panicinfo=found.panicinfo,
+        cpus=found.cpus,
+        sections=tuple(found.sections),
+        notes=tuple(found.notes),
         line_count=len(data.lines),
     )
+
+
+@dataclass(slots=True)
+class _Found:
+    """What the walk over the parsed items collects, in input order (_collect fills it)."""
+
+    notes: list[str]  # the lexer's notes, then the linking's
+    sections: list[Section] = field(default_factory=list)
+    stacks: list[Stack] = field(default_factory=list)  # $C, $c, ::stack and console tracebacks
+    thread_stacks: list[Stack] = field(default_factory=list)  # ADDR$C: a thread's stack, not the panic stack
+    threads: list[Thread] = field(default_factory=list)
+    statuses: list[Status] = field(default_factory=list)
+    panicinfo: tuple[tuple[str, str], ...] = ()  # the first ::panicinfo
+    cpus: tuple[Cpu, ...] = ()  # the first ::cpuinfo
+    console: list[dict[str, Any]] = field(default_factory=list)  # console panic records (_Build.console_panic)
+    raw_lines: int = 0  # lines kept as raw text
+
+
+def _collect(items: list[_Item], lines: list[str], found: _Found) -> None:
+    # Each item becomes a section carrying the command whose output it is (the prompt before it);
+    # consecutive raw items become one raw section.
+    command: str | None = None
+    raw: list[int] = []  # the current raw stretch: [start, end]
+    raw_cmd: str | None = None
+
+    def flush_raw() -> None:
+        if raw:
+            found.sections.append(Section(SectionKind.RAW, raw[0], raw[1], raw_cmd))
+            found.raw_lines += raw[1] - raw[0] + 1
+            raw.clear()
+
+    for item in items:
+        if item.kind is SectionKind.RAW:
+            if item.value == "MDB_WARN":
+                found.notes.append(f"line {item.start}: mdb warning: {lines[item.start - 1].strip()[:200]}")
+            if not raw:
+                raw[:], raw_cmd = [item.start, item.end], command
+            raw[1] = item.end
+            continue
+        flush_raw()
+        if item.kind is SectionKind.COMMAND:
+            if item.value == "":  # a banner
+                found.sections.append(Section(SectionKind.COMMAND, item.start, item.end, None))
+                continue
+            command = item.value
+            found.sections.append(Section(SectionKind.COMMAND, item.start, item.end, command))
+            continue
+        found.sections.append(Section(item.kind, item.start, item.end, command))
+        _take(item, command, found)
+        # a command's output is one section; what follows without a new prompt is recognised by content
+        command = None
+    flush_raw()
+
+
+def _take(item: _Item, command: str | None, found: _Found) -> None:
+    # the value of one understood section, into its place in `found`
+    if item.kind is SectionKind.STATUS:
+        found.statuses.append(item.value)
+    elif item.kind is SectionKind.STACK:
+        m = _STACK_COMMANDS.match(command or "")
+        st = replace(item.value, command=m["cmd"] if m else None)
+        (found.thread_stacks if m and m["addr"] else found.stacks).append(st)
+    elif item.kind is SectionKind.CONSOLE:
+        if isinstance(item.value, Stack):
+            found.stacks.append(item.value)
+        else:
+            found.console.append(item.value)
+    elif item.kind in (SectionKind.FINDSTACK, SectionKind.STACKS, SectionKind.THREADLIST):
+        found.threads.extend(item.value)
+    elif item.kind is SectionKind.PANICINFO:
+        found.panicinfo = found.panicinfo or item.value
+    elif item.kind is SectionKind.CPUINFO:
+        found.cpus = found.cpus or item.value
+
+
+def _status(found: _Found) -> Status | None:
+    # the first ::status block (a transcript may show several)
+    if len(found.statuses) > 1:
+        found.notes.append(f"{len(found.statuses)} ::status blocks; the first (line {found.statuses[0].line}) is used")
+    return found.statuses[0] if found.statuses else None
+
+
+def _panic_message(status: Status | None, found: _Found, lines: list[str]) -> tuple[str | None, int | None]:
+    # ::status, else ::panicinfo, else the console's panic line, else a bare message before a console
+    # traceback. Every consumer reads Dump.panic_message: this is the one place the fallbacks live.
+    if status and status.panic_message:
+        return status.panic_message, status.line_of("panic_message")
+    message = dict(found.panicinfo).get("message")
+    if message:
+        return message, _section_line(found.sections, SectionKind.PANICINFO)
+    for info in found.console:
+        if info["message"]:
+            return info["message"], info["text_line"]
+    return _message_before_console_stack(found.stacks, lines)
+
+
+def _panic_thread_and_cpu(found: _Found) -> tuple[int | None, int | None]:
+    # ::panicinfo, else the first console panic line that shows them
+    pi = dict(found.panicinfo)
+    thread = hex_value(pi.get("thread"))
+    cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
+    for info in found.console:
+        if thread is None and info["thread"]:
+            thread = hex_value(info["thread"])
+        if cpu is None and info["cpu"]:
+            cpu = int(info["cpu"])
+    return thread, cpu
+
+
+def _panic_stack(found: _Found) -> Stack | None:
+    # the first $C/$c/::stack, else the first console traceback, else the first ADDR$C
+    return (next((s for s in found.stacks if not s.console), None) or next(iter(found.stacks), None)
+            or next(iter(found.thread_stacks), None))
+
+
+def _note_raw_text(found: _Found, ends_mid_line: bool, line_count: int) -> None:
+    sections = found.sections
+    if ends_mid_line and line_count and sections:
+        last = sections[-1]
+        if last.kind is SectionKind.RAW and last.end == line_count:
+            found.notes.append(f"line {line_count}: input ends mid-line (truncated)")
+    understood = [s for s in sections if s.kind not in (SectionKind.RAW, SectionKind.COMMAND)]
+    if understood and found.raw_lines:
+        raws = [s for s in sections if s.kind is SectionKind.RAW]
+        spans = ", ".join(f"{s.start}-{s.end}" if s.end != s.start else f"{s.start}" for s in raws[:5])
+        more = ", ..." if len(raws) > 5 else ""
+        found.notes.append(f"{found.raw_lines} line(s) not understood, kept as raw text (lines {spans}{more})")
 
 
 def _section_line(sections: list[Section], kind: SectionKind) -> int | None:

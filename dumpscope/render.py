@@ -11,9 +11,8 @@ from dataclasses import replace
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TypeVar
 
-from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread
-from dumpscope.frozen import draft_builder
-from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict
+from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread, hex_text
+from dumpscope.verdict import VERDICT_SCHEMA, Verdict
 
 __all__ = [
     "PARSE_SCHEMA",
@@ -30,8 +29,8 @@ __all__ = [
     "render_table",
     "render_verdict_text",
     "summary_rows",
+    "render_summary_csv",
     "to_json_line",
-    "verdict_from_json",
     "verdict_to_json",
 ]
 
@@ -50,10 +49,6 @@ def escape(text: str | None) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _h(value: int | None) -> str | None:
-    return None if value is None else f"{value:x}"
-
-
 def frame_to_json(f: Frame) -> dict[str, Any]:
     """A frame as JSON: function, module, offset, args (integers), line, and fp as mdb prints it (hex)."""
     return {
@@ -62,7 +57,7 @@ def frame_to_json(f: Frame) -> dict[str, Any]:
         "module": f.module,
         "offset": f.offset,
         "args": None if f.args is None else list(f.args),
-        "fp": None if f.fp is None else f"{f.fp:x}",
+        "fp": hex_text(f.fp),
     }
 
 
@@ -75,15 +70,15 @@ def _thread_json(t: Thread, with_frames: bool = True) -> dict[str, Any]:
     return {
         "line": t.line,
         "kind": t.kind.value,
-        "address": _h(t.address),
+        "address": hex_text(t.address),
         "description": t.description,
         "state": t.state,
         "sobj": t.sobj,
         "count": t.count,
-        "stack_pointer": _h(t.stack_pointer),
-        "proc": _h(t.proc),
-        "lwp": _h(t.lwp),
-        "wchan": _h(t.wchan),
+        "stack_pointer": hex_text(t.stack_pointer),
+        "proc": hex_text(t.proc),
+        "lwp": hex_text(t.lwp),
+        "wchan": hex_text(t.wchan),
         "failure": t.failure,
         "is_panic": t.is_panic,
         "frames": [frame_to_json(f) for f in t.frames] if with_frames else [],
@@ -118,14 +113,14 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
         "panic_message": dump.panic_message,
         "panic_message_line": dump.panic_message_line,
         "platform": dump.platform,
-        "panic_thread": _h(dump.panic_thread_address),
+        "panic_thread": hex_text(dump.panic_thread_address),
         "panic_cpu": dump.panic_cpu,
         "panic_stack": _stack_json(dump.panic_stack) if dump.panic_stack else None,
         "stacks": [_stack_json(s) for s in dump.stacks],
         "threads": [_thread_json(t) for t in dump.threads],
         "panicinfo": [list(kv) for kv in dump.panicinfo],
-        "cpus": [{"line": c.line, "id": c.cpu_id, "address": _h(c.address), "flags": c.flags,
-                  "thread": _h(c.thread), "proc": c.proc} for c in dump.cpus],
+        "cpus": [{"line": c.line, "id": c.cpu_id, "address": hex_text(c.address), "flags": c.flags,
+                  "thread": hex_text(c.thread), "proc": c.proc} for c in dump.cpus],
         "sections": [{"kind": s.kind.value, "start": s.start, "end": s.end, "command": s.command}
                      for s in dump.sections],
         "notes": list(dump.notes),
@@ -396,7 +391,6 @@ def render_dump_text(dump: Dump, source: str, max_threads: int = 50) -> str:
 # ----------------------------------------------------------------------------------------------
 # verdicts (issue 3 "Output", issue 5 "Output")
 
-VERDICT_SCHEMA = "dumpscope.verdict/1"
 # The table and CSV columns, in order (issue 5); CSV adds status and error.
 TABLE_COLUMNS = ("file", "title", "signature", "confidence", "bucket", "platform")
 _CSV_COLUMNS = TABLE_COLUMNS + ("status", "error")
@@ -406,7 +400,8 @@ _BUILD_STAMP = re.compile(r"(\d{8}T\d{6}Z)")
 
 
 def verdict_to_json(v: Verdict) -> dict[str, Any]:
-    """A verdict as the documented `dumpscope.verdict/1` object: every field, lossless (see verdict_from_json)."""
+    """A verdict as the documented `dumpscope.verdict/1` object: every field, lossless (read back by
+    cache.verdict_from_json)."""
     return {
         "schema": VERDICT_SCHEMA,
         "source": v.source,
@@ -433,41 +428,6 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
         "panic_thread": v.panic_thread,
         "replay": v.replay,
     }
-
-
-# A cached re-run restores every verdict from its JSON: built as drafts (dumpscope.frozen), restoring
-# one took 187 K instructions instead of 257 K through the dataclasses' __init__
-_build_verdict = draft_builder(Verdict)
-_build_evidence = draft_builder(Evidence)
-
-
-def verdict_from_json(doc: dict[str, Any]) -> Verdict:
-    """The inverse of verdict_to_json: `verdict_from_json(verdict_to_json(v)) == v` for every Verdict."""
-    if doc.get("schema") != VERDICT_SCHEMA:
-        raise ValueError(f"not a {VERDICT_SCHEMA} object (schema={doc.get('schema')!r})")
-    fix = doc["fix"]
-    evidence = _build_evidence
-    verdict: Verdict = _build_verdict(
-        doc["source"],
-        doc["status"],
-        doc["error"],
-        doc["panic_message"],
-        doc["platform"],
-        doc["host"],
-        doc["signature"],
-        None if doc["confidence"] is None else Confidence(doc["confidence"]),
-        doc["bucket"],
-        doc["title"],
-        tuple(doc["bugs"]),
-        tuple([evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]]),
-        None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
-        tuple(doc["events"]),
-        tuple(doc["hints"]),
-        tuple(doc["notes"]),
-        doc["panic_thread"],
-        doc["replay"],
-    )
-    return verdict
 
 
 def _headline(v: Verdict) -> str:
@@ -542,38 +502,15 @@ def _row(v: Verdict) -> list[str]:
 
 
 def render_table(verdicts: Iterable[Verdict]) -> str:
-    """One row per input: file, title, signature, confidence, bucket, platform (tabulate 'simple').
-
-    tabulate measures each cell with wcwidth (~70 us a row: most of a cached re-run of 10,000
-    files). For plain ASCII cells its 'simple' layout is easy to reproduce exactly — columns as wide
-    as their widest cell or header + 2, separated by two spaces, lines right-stripped — so only rows
-    with anything else (wide or combining characters, blanks tabulate would strip) go through it;
-    tests/test_render.py checks that both give the same text.
-    """
-    rows = [_row(v) for v in verdicts]
-    if not rows or not all(map(_plain_cells, rows)):
-        return _tabulate_table(rows)
-    columns = zip(*rows, strict=True)
-    widths = [max(len(h) + 2, max(map(len, col))) for h, col in zip(TABLE_COLUMNS, columns, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [line.format(*TABLE_COLUMNS).rstrip(), "  ".join("-" * w for w in widths)]
-    lines.extend(line.format(*r).rstrip() for r in rows)
-    return "\n".join(lines) + "\n"
+    """One row per input: file, title, signature, confidence, bucket, platform (tabulate 'simple')."""
+    return _tabulate([_row(v) for v in verdicts], list(TABLE_COLUMNS))
 
 
-def _tabulate_table(rows: list[list[str]]) -> str:
+def _tabulate(rows: list[list[str]], headers: list[str], colalign: tuple[str, ...] | None = None) -> str:
+    # every table is tabulate's 'simple' layout, cells as text (never reformatted as numbers)
     from tabulate import tabulate  # type: ignore[import-untyped]
 
-    return str(tabulate(rows, headers=list(TABLE_COLUMNS), tablefmt="simple", disable_numparse=True)) + "\n"
-
-
-def _plain_cells(cells: list[str]) -> bool:
-    # Printable ASCII, no cell starting or ending with a blank: then a cell's width is its length
-    # and tabulate keeps it as it is. One scan of the row, the cells delimited by NUL (not printable;
-    # the count shows no cell holds one).
-    line = "\0" + "\0".join(cells) + "\0"
-    return (line.isascii() and line.count("\0") == len(cells) + 1 and line.replace("\0", "").isprintable()
-            and " \0" not in line and "\0 " not in line)
+    return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=colalign)) + "\n"
 
 
 def render_csv(verdicts: Iterable[Verdict]) -> str:
@@ -630,8 +567,6 @@ def summary_rows(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
 
 def render_summary(verdicts: Iterable[Verdict]) -> str:
     """The --summary table: one row per signature or bucket (and one for errors) with counts and builds."""
-    from tabulate import tabulate
-
     rows = [
         [
             escape(g["key"]) if g["group"] != "bucket" else f"bucket {escape(g['key'])}",
@@ -644,5 +579,18 @@ def render_summary(verdicts: Iterable[Verdict]) -> str:
         for g in summary_rows(verdicts)
     ]
     headers = ["signature/bucket", "title", "count", "first build", "last build", "example"]
-    return str(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True,
-                        colalign=("left", "left", "right", "left", "left", "left"))) + "\n"
+    return _tabulate(rows, headers, colalign=("left", "left", "right", "left", "left", "left"))
+
+
+# the --summary CSV columns: summary_rows' keys, in order
+_SUMMARY_CSV_COLUMNS = ("group", "key", "title", "count", "first_build", "last_build", "example")
+
+
+def render_summary_csv(verdicts: Iterable[Verdict]) -> str:
+    """The --summary rows as CSV: group, key, title, count, first_build, last_build, example."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(_SUMMARY_CSV_COLUMNS)
+    for r in summary_rows(verdicts):
+        w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in _SUMMARY_CSV_COLUMNS])
+    return buf.getvalue()

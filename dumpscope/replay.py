@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from dumpscope.dump import hex_text
 from dumpscope.cyclic import (
     SEMA_OFFSET,
     Config,
@@ -256,10 +257,6 @@ def _run_json(r: Run) -> dict[str, Any]:
     }
 
 
-def _hex(v: int | None) -> str | None:
-    return None if v is None else f"{v:x}"
-
-
 def replay_to_json(r: Replay) -> dict[str, Any]:
     """The replay as a JSON-ready dict (keys are part of the CLI's JSON contract)."""
     out: dict[str, Any] = {
@@ -271,11 +268,11 @@ def replay_to_json(r: Replay) -> dict[str, Any]:
     s = r.scenario
     if s is not None:
         out["scenario"] = {
-            "cpu": _hex(s.cpu),
-            "ndx": _hex(s.ndx),
-            "cyclic_id": _hex(s.cyclic_id),
+            "cpu": hex_text(s.cpu),
+            "ndx": hex_text(s.ndx),
+            "cyclic_id": hex_text(s.cyclic_id),
             "handler": s.handler,
-            "remover_thread": _hex(s.remover_thread),
+            "remover_thread": hex_text(s.remover_thread),
             "remover_process": s.remover_process,
             "two_pending": s.two_pending,
             "remover_blocked": s.remover_blocked,

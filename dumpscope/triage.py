@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful
-from dumpscope.dump import Dump
+from dumpscope.dump import Dump, hex_text
 from dumpscope.errors import DumpscopeError
-from dumpscope.match import Match, hexval, match
+from dumpscope.match import Match, match
 from dumpscope.replay import Scenario, replay
 from dumpscope.signatures import Signature, SignatureSet, fill_template, signature_set
 from dumpscope.verdict import Confidence, Fix, FixStatus, Verdict
@@ -57,7 +57,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         if m is not None:
             matches.append(m)
     best, others = best_match(matches)
-    msg = dump.panic_message or (dump.status.panic_message if dump.status else None)
+    msg = dump.panic_message
     base = dict(
         source=source,
         status="ok",
@@ -147,7 +147,7 @@ def _panic_thread(dump: Dump) -> str | None:
 def _events(sig: Signature, m: Match, msg: str | None) -> tuple[str, ...]:
     if not sig.events:
         return ()
-    values = {k: hexval(v) for k, v in m.bound}
+    values = {k: hex_text(v) or "?" for k, v in m.bound}
     handler = m.frame("handler")
     values["handler"] = handler.function if handler is not None else "the timer handler"
     if m.partners:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Confidence", "Evidence", "Fix", "FixStatus", "Verdict"]
+__all__ = ["VERDICT_SCHEMA", "Confidence", "Evidence", "Fix", "FixStatus", "Verdict"]
+
+# The schema name of a verdict's JSON object (render.verdict_to_json, cache.verdict_from_json).
+VERDICT_SCHEMA = "dumpscope.verdict/1"
 
 
 class Confidence(StrEnum):

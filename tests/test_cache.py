@@ -17,7 +17,17 @@ import dumpscope.bulk as bulk_mod
 import dumpscope.cache as cache_mod
 import dumpscope.triage as triage_mod
 from dumpscope.bulk import triage_all, triage_rows
-from dumpscope.cache import BRIEF_FIELDS, Cache, brief_of, brief_verdict, content_json, json_line, restore, stamp_of
+from dumpscope.cache import (
+    BRIEF_FIELDS,
+    Cache,
+    brief_of,
+    brief_verdict,
+    content_json,
+    json_line,
+    restore,
+    stamp_of,
+    verdict_from_json,
+)
 from dumpscope.errors import InputError
 from dumpscope.render import (
     render_csv,
@@ -25,7 +35,6 @@ from dumpscope.render import (
     render_table,
     summary_rows,
     to_json_line,
-    verdict_from_json,
     verdict_to_json,
 )
 from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict

@@ -277,8 +277,8 @@ def test_python_dash_m_works() -> None:
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_a_parse_process_writes_all_it_printed_in_process(fmt: str, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    # As a process, `parse` ends without freeing its model (os._exit after flushing): the output must
-    # still be complete. 600 threads give about 400 KB of JSON, many times a pipe's buffer.
+    # As a process, `parse` writes the same complete output as in-process. 600 threads give about
+    # 400 KB of JSON, many times a pipe's buffer.
     lines = ["> ::walk thread | ::findstack -v"]
     for t in range(600):
         lines.append(f"stack pointer for thread fffffe00{t:08x} (bhyve/{t} [vcpu 0]): fffffb04{t:08x}")
