@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import stat
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any, Self
@@ -33,9 +34,11 @@ __all__ = [
     "verdict_from_json",
 ]
 
-# Bumped when the tables change shape; a cache file of another schema is rebuilt in place.
+# The layout of the file, migrated in place (see _migrate). The cache's own tables are only a cache
+# and are rebuilt when their layout changes; the history tables are the user's record and never are.
 # 2: the verdicts' table columns (BRIEF_FIELDS) in a table of their own; documents in a rowid table.
-CACHE_SCHEMA = 2
+# 3: the history of triage runs (runs, dumps) beside the cache (issue 16).
+CACHE_SCHEMA = 3
 # A file modified this recently may change again within the filesystem's timestamp granularity
 # without its (size, mtime) changing (git's "racily clean" problem; FAT and some NFS servers keep
 # 1-2 s), so its stamp is not trusted and its content is hashed again next run.
@@ -73,6 +76,24 @@ _TABLES = (
         ctime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, digest TEXT NOT NULL, notes TEXT NOT NULL
         ) WITHOUT ROWID""",
 )
+_CACHE_TABLE_NAMES = ("verdicts", "briefs", "files")
+
+# The history (issue 16): one row per triage run that named this file (--db or --cache), and one row
+# per distinct dump content ever triaged (the digest is the identity, as in the cache: a copy, a
+# renamed or a compressed file is the same dump and is never counted twice). Times are UTC ISO 8601
+# text ('2026-12-04T16:55:28Z'), which sorts as it reads. The verdict columns are those of the last
+# run that saw the dump; first_* never change once written.
+_HISTORY_TABLES = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        id INTEGER PRIMARY KEY, started TEXT NOT NULL, finished TEXT, inputs INTEGER NOT NULL DEFAULT 0,
+        version TEXT NOT NULL, sigset TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dumps (
+        digest TEXT PRIMARY KEY, first_run INTEGER NOT NULL, last_run INTEGER NOT NULL,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, source TEXT NOT NULL, host TEXT, platform TEXT,
+        signature TEXT, confidence TEXT, bucket TEXT NOT NULL, title TEXT NOT NULL, fix_status TEXT,
+        panic_message TEXT) WITHOUT ROWID""",
+)
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +145,26 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 
 
 class Cache:
-    """Verdicts of transcript content already triaged, in one SQLite file named by the user.
+    """Verdicts of transcript content already triaged, and the history of triage runs, in one SQLite
+    file named by the user (`--db` or `--cache`).
 
-    Only that file is ever written: the rollback journal is kept in memory (journal_mode=MEMORY), so
-    no -journal, -wal or -shm file appears beside it. The price is that a crash in the middle of a
-    write can corrupt the cache; it is only a cache, so such a file is reported and can be deleted.
-    Writes are queued and committed in batches (`flush`, also on `close`).
+    Writes go through SQLite's rollback journal on disk (`PATH-journal`, present only while a write
+    is in progress): a run killed in the middle of a write leaves the journal behind, and the next
+    open rolls the unfinished write back, so the file always opens. A file found corrupt anyway (a
+    power loss, a disk error, a stray write) is renamed to `PATH.corrupt` with a warning and started
+    afresh: the run goes on without its cache. Writes are queued and committed in batches (`flush`,
+    also on `close`). `warn` receives those warnings (default: kept in `warnings`).
     """
 
-    def __init__(self, path: str, sigset: str, version: str, *, readonly: bool = False) -> None:
+    def __init__(self, path: str, sigset: str, version: str, *, readonly: bool = False,
+                 warn: Callable[[str], None] | None = None) -> None:
         """Open (creating unless `readonly`) the cache at `path` for one signature-set and dumpscope version."""
         self.path = path
         self.sigset = sigset  # signature_set().version: verdicts of another set are never reused
         self.version = version  # dumpscope.__version__: a new triage engine may give other verdicts
         self.readonly = readonly
+        self.warnings: list[str] = []
+        self._warn = warn if warn is not None else self.warnings.append
         self._pending_verdicts: list[tuple[str, str, str, str]] = []
         self._pending_briefs: list[tuple[str | None, ...]] = []
         self._pending_files: list[tuple[bytes, int, int, int, int, str, str]] = []
@@ -146,33 +173,71 @@ class Cache:
         except sqlite3.Error as exc:
             raise InputError(f"cache {path}: {_reason(exc)}") from None
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The open connection (autocommit; history.py runs its own transactions on it)."""
+        return self._db
+
     def _open(self) -> sqlite3.Connection:
         if self.readonly:
             uri = "file:" + _uri_path(self.path) + "?mode=ro"
             db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
             db.execute("PRAGMA query_only=1")
             return db
-        if os.path.isdir(self.path):
-            raise sqlite3.OperationalError("is a directory")
+        _check_path(self.path)
+        try:
+            return self._open_rw()
+        except sqlite3.DatabaseError as exc:
+            if not (_corrupt(exc) and _ours(self.path)):
+                raise
+            self._move_aside(exc)
+        return self._open_rw()
+
+    def _open_rw(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=MEMORY")
-        db.execute("PRAGMA synchronous=OFF")  # a cache: losing the last batch on power loss is fine
-        db.execute("PRAGMA temp_store=MEMORY")  # only the named file is written, even for temporary b-trees
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if tables and app_id != _APP_ID:
+        try:
+            # issue 18: the rollback journal on disk, not in memory (a kill mid-write used to corrupt the
+            # file). Not WAL: workers open the file read-only, which WAL allows only when its -shm file
+            # can be created, and WAL leaves two files beside PATH for good.
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA temp_store=MEMORY")  # temporary b-trees never become files of their own
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables and app_id != _APP_ID:
+                raise _NotOurs("not a dumpscope cache (refusing to modify it)")
+            # Damage inside the tables shows when a lookup or a write reaches it (they start the file
+            # afresh then): a quick_check here would cost ~50 ms on every run of a 10,000-file cache.
+            _migrate(db, db.execute("PRAGMA user_version").fetchone()[0])
+        except BaseException:
             db.close()
-            raise sqlite3.DatabaseError("not a dumpscope cache (refusing to modify it)")
-        if db.execute("PRAGMA user_version").fetchone()[0] != CACHE_SCHEMA:
-            db.execute("BEGIN IMMEDIATE")
-            for table in ("verdicts", "briefs", "files"):
-                db.execute(f"DROP TABLE IF EXISTS {table}")
-            for sql in _TABLES:
-                db.execute(sql)
-            db.execute(f"PRAGMA application_id={_APP_ID}")
-            db.execute(f"PRAGMA user_version={CACHE_SCHEMA}")
-            db.execute("COMMIT")
+            raise
         return db
+
+    def _move_aside(self, exc: sqlite3.Error) -> None:
+        aside = self.path + ".corrupt"
+        try:
+            os.replace(self.path, aside)
+        except OSError as err:
+            raise InputError(f"cache {self.path}: {_reason(exc)}; cannot move it aside ({err.strerror})") from None
+        with contextlib.suppress(OSError):
+            os.unlink(self.path + "-journal")  # a journal of the old file must not be replayed into the new one
+        self._warn(f"cache {self.path} was corrupt ({exc}); moved it to {aside} and started a new one")
+
+    def _recover(self, exc: sqlite3.Error) -> bool:
+        # Corruption found in the middle of a run: start afresh (read-only: go on without the cache).
+        if not _corrupt(exc):
+            return False
+        if self.readonly:
+            return True
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._move_aside(exc)
+        try:
+            self._db = self._open_rw()
+        except sqlite3.Error as again:
+            raise InputError(f"cache {self.path}: {_reason(again)}") from None
+        return True
 
     # --- lookups ---------------------------------------------------------------------------
 
@@ -182,6 +247,13 @@ class Cache:
 
     def lookup_many(self, stamps: Sequence[FileStamp]) -> list[Known | None]:
         """`lookup` for many files at once, in their order: a query per 500 paths, not one per file."""
+        try:
+            return self._lookup_many(stamps)
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+        return [None] * len(stamps)
+
+    def _lookup_many(self, stamps: Sequence[FileStamp]) -> list[Known | None]:
         out: list[Known | None] = [None] * len(stamps)
         where: dict[bytes, list[int]] = {}  # a path named twice is looked up once
         for i, st in enumerate(stamps):
@@ -208,24 +280,38 @@ class Cache:
 
     def get_json(self, digest: str) -> str | None:
         """The stored verdict JSON of this content under the current signature set and version."""
-        row = self._db.execute(
-            "SELECT verdict FROM verdicts WHERE digest=? AND sigset=? AND version=?",
-            (digest, self.sigset, self.version),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT verdict FROM verdicts WHERE digest=? AND sigset=? AND version=?",
+                (digest, self.sigset, self.version),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._read_failed(exc)
+            return None
         return None if row is None else str(row[0])
 
     def get_json_many(self, digests: Iterable[str]) -> dict[str, str]:
         """`get_json` for many contents at once: digest -> verdict JSON, for those that have one."""
         keys = list(dict.fromkeys(digests))
         out: dict[str, str] = {}
-        for start in range(0, len(keys), _BATCH):
-            part = keys[start:start + _BATCH]
-            out.update(self._db.execute(
-                "SELECT digest, verdict FROM verdicts WHERE sigset = ? AND version = ? "
-                f"AND digest IN ({','.join('?' * len(part))})",
-                (self.sigset, self.version, *part),
-            ).fetchall())
+        try:
+            for start in range(0, len(keys), _BATCH):
+                part = keys[start:start + _BATCH]
+                out.update(self._db.execute(
+                    "SELECT digest, verdict FROM verdicts WHERE sigset = ? AND version = ? "
+                    f"AND digest IN ({','.join('?' * len(part))})",
+                    (self.sigset, self.version, *part),
+                ).fetchall())
+        except sqlite3.Error as exc:
+            self._read_failed(exc)  # the rows asked for are triaged afresh
+            return {}
         return out
+
+    def _read_failed(self, exc: sqlite3.Error) -> None:
+        # A lookup that fails on a corrupt file is a miss (the file is started afresh); any other
+        # failure is the file's problem, reported as such.
+        if not self._recover(exc):
+            raise InputError(f"cache {self.path}: {_reason(exc)}") from None
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -254,19 +340,31 @@ class Cache:
         if self.readonly or not (self._pending_verdicts or self._pending_files):
             return
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?)", self._pending_verdicts)
-            self._db.executemany("INSERT OR REPLACE INTO briefs VALUES (?,?,?,?,?,?,?,?,?,?)", self._pending_briefs)
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", self._pending_files)
-            self._db.execute("COMMIT")
+            try:
+                self._write_pending()
+            except sqlite3.Error as exc:
+                if not self._recover(exc):  # corrupt: write the batch into the new file
+                    raise
+                self._write_pending()
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             raise InputError(f"cache {self.path}: {_reason(exc)}") from None
         finally:
             self._pending_verdicts.clear()
             self._pending_briefs.clear()
             self._pending_files.clear()
+
+    def _write_pending(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?)", self._pending_verdicts)
+            self._db.executemany("INSERT OR REPLACE INTO briefs VALUES (?,?,?,?,?,?,?,?,?,?)", self._pending_briefs)
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", self._pending_files)
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Flush and close the database."""
@@ -378,6 +476,70 @@ def brief_verdict(source: str, brief: Brief) -> Verdict:
     status, error, signature, confidence, bucket, title, platform = brief
     return Verdict(source, status, error, None, platform, None, signature,
                    None if confidence is None else Confidence(confidence), bucket, title)
+
+
+def _migrate(db: sqlite3.Connection, found: int) -> None:
+    # Bring a file of schema `found` to CACHE_SCHEMA in one transaction. The history is kept through
+    # every step; the cache's own tables are dropped and made again when their layout changed.
+    if found == CACHE_SCHEMA:
+        return
+    if found > CACHE_SCHEMA:
+        raise _NotOurs(f"made by a newer dumpscope (schema {found}, this one reads {CACHE_SCHEMA}); "
+                       "upgrade dumpscope or name another file")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if found < 2:  # before schema 2 the verdicts' table had another layout
+            for table in _CACHE_TABLE_NAMES:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+        for sql in _TABLES + _HISTORY_TABLES:  # 2 -> 3: the history tables join the cache's
+            db.execute(sql)
+        db.execute(f"PRAGMA application_id={_APP_ID}")
+        db.execute(f"PRAGMA user_version={CACHE_SCHEMA}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+class _NotOurs(sqlite3.DatabaseError):
+    """A database this dumpscope must not touch (another application's, or a newer schema)."""
+
+
+def _check_path(path: str) -> None:
+    # The file must be a regular file or not exist yet: SQLite would open /dev/null or a FIFO and fail
+    # later in ways that read like bugs.
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise sqlite3.OperationalError(exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise sqlite3.OperationalError("is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise sqlite3.OperationalError("not a regular file (name a file for the database)")
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _ours(path: str) -> bool:
+    # Only a file whose SQLite header carries our application_id (offset 68, big-endian) is moved
+    # aside when corrupt; anything else that fails to open is someone else's, and left alone.
+    try:
+        with open(path, "rb") as f:
+            head = f.read(100)
+    except OSError:
+        return False
+    return head[:16] == _SQLITE_MAGIC and int.from_bytes(head[68:72], "big") == _APP_ID
+
+
+def _corrupt(exc: sqlite3.Error) -> bool:
+    if isinstance(exc, _NotOurs):
+        return False
+    msg = str(exc)
+    return "malformed" in msg or "file is not a database" in msg or "disk image" in msg
 
 
 def _uri_path(path: str) -> str:

@@ -66,6 +66,12 @@ def _err(message: str) -> None:
     sys.stderr.write(f"dumpscope: error: {escape(message)}\n")
 
 
+def _warn(message: str) -> None:
+    from dumpscope.render import escape
+
+    sys.stderr.write(f"dumpscope: warning: {escape(message)}\n")
+
+
 def _stdin_path(path: str | None) -> str:
     """'-' when no path was given and stdin is piped; a usage error when stdin is a terminal."""
     if path is not None:
@@ -244,7 +250,7 @@ def _open_cache(path: str):  # type: ignore[no-untyped-def]
     from dumpscope.cache import Cache
     from dumpscope.signatures import signature_set
 
-    return Cache(path, signature_set().version, __version__)
+    return Cache(path, signature_set().version, __version__, warn=_warn)
 
 
 def _transcript_lines(source: str, stdin_bytes: bytes | None) -> list[str] | None:
