@@ -15,7 +15,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, Self
 
 from dumpscope.errors import InputError
-from dumpscope.verdict import VERDICT_SCHEMA, Confidence, Evidence, Fix, FixStatus, Verdict
+from dumpscope.verdict import VERDICT_SCHEMA, Confidence, Event, Evidence, Fix, FixStatus, Hint, ShownFrame, Verdict
 
 __all__ = [
     "BRIEF_FIELDS",
@@ -427,11 +427,14 @@ def verdict_from_json(doc: dict[str, Any]) -> Verdict:
         bugs=tuple(doc["bugs"]),
         evidence=tuple([Evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]]),
         fix=None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
-        events=tuple(doc["events"]),
-        hints=tuple(doc["hints"]),
+        events=tuple([Event(e["text"], tuple(e["lines"])) for e in doc["events"]]),
+        hints=tuple([Hint(h["command"], h["settles"]) for h in doc["hints"]]),
         notes=tuple(doc["notes"]),
         panic_thread=doc["panic_thread"],
         replay=doc["replay"],
+        stack=tuple([ShownFrame(f["line"], f["text"], f["plumbing"]) for f in doc["stack"]]),
+        key_frames=tuple(doc["key_frames"]),
+        unchecked=tuple(doc["unchecked"]),
     )
 
 

@@ -220,7 +220,7 @@ def triage_cmd(
 
                 v = row.verdict()
                 lines = _transcript_lines(v.source, stdin_bytes) if explain else None
-                write(("" if first else "\n") + render_verdict_text(v, lines))
+                write(("" if first else "\n") + render_verdict_text(v, lines, color=explain and _color()))
             first = False
     finally:
         rows.close()  # on a broken pipe or Ctrl-C: cancel the queued work now, not at exit
@@ -239,6 +239,12 @@ def triage_cmd(
 
         write(render_csv(collected))
     return EXIT_INPUT if failed else EXIT_OK
+
+
+def _color() -> bool:
+    # highlight only for a person at a terminal: not in a pipe, and not when NO_COLOR is set
+    # (no-color.org: present and not empty)
+    return not os.environ.get("NO_COLOR") and sys.stdout is not None and sys.stdout.isatty()
 
 
 def _is_dir(path: str) -> bool:

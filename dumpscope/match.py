@@ -13,13 +13,13 @@ from dumpscope.bucket import crash_frames, is_meaningful, is_unresolved, meaning
 from dumpscope.dump import Dump, Frame, Stack, Thread, hex_text
 from dumpscope.signatures import (
     MAX_SUBJECT_LENGTH,
+    Clause,
     CrashSpec,
     FramePattern,
     Kind,
     Operand,
     Signature,
     ThreadSpec,
-    fill_template,
     resolve,
 )
 from dumpscope.verdict import Confidence, Evidence
@@ -42,6 +42,7 @@ class Candidate:
     evidence: tuple[Evidence, ...]  # one per clause that could be checked
     paired: bool  # every required clause shown and agreeing, no contradiction
     reason: str  # why it does not pair ('' when paired)
+    mismatches: tuple[tuple[Clause, int, int], ...] = ()  # clauses that do not hold: (clause, lhs, rhs)
 
     @property
     def label(self) -> str:
@@ -62,7 +63,6 @@ class Match:
     frames: tuple[tuple[str, Frame], ...]  # crash pattern name -> matched frame
     partners: tuple[Candidate, ...] = ()  # the paired threads (one per role)
     candidates: tuple[Candidate, ...] = ()  # every thread that had the right shape, paired or not
-    hints: tuple[str, ...] = ()  # mdb commands that would settle the diagnosis
     notes: tuple[str, ...] = ()  # near-misses and why they do not pair, contradictions
     message_matched: bool | None = None  # None when the transcript shows no panic message
     stack_matched: bool | None = None  # None when the transcript shows no crash stack
@@ -227,7 +227,7 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
         if hit is not None and not excluded:
             named = _named(hit)
             for name, fr in named:
-                evidence.append(Evidence(f"panic stack frame {name}", (fr.line,), True, fr.text))
+                evidence.append(Evidence(f"panic stack frame {_role(name, fr)}", (fr.line,), True, fr.text))
         elif excluded:
             notes.append(
                 f"the panic stack has {excluded[0].label} (line {excluded[0].line}), which {sig.id} excludes"
@@ -247,13 +247,11 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
         return None
 
     values, where = _bind(crash.bind, named)
-    hints: list[str] = []
     candidates: list[Candidate] = []
     partners: list[Candidate] = []
     if confidence is Confidence.POSSIBLE:
         if not frames:
             notes.append("the transcript has no panic stack; only the panic message could be checked")
-        hints.extend(h for h in sig.hints if "{" not in h)
     for spec in sig.threads:
         found = _candidates(dump, spec, values, where)
         candidates.extend(found)
@@ -269,14 +267,6 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
             evidence.extend(c.evidence)
             if not c.paired:
                 notes.append(f"{spec.role}-shaped {c.label} (line {c.line}) does not pair: {c.reason}")
-        if not paired:
-            no_args = [c for c in found if not c.has_args]
-            for c in no_args or [None]:  # type: ignore[list-item]
-                addr = (hex_text(c.address) if c is not None else None) or "ADDR"
-                for h in spec.hints:
-                    text = fill_template(h, {"address": addr})
-                    if text not in hints:
-                        hints.append(text)
     if confidence is Confidence.LIKELY and sig.threads and len(partners) == len(sig.threads):
         confidence = Confidence.PAIRED
     elif confidence is Confidence.LIKELY and sig.threads and not candidates:
@@ -294,7 +284,6 @@ def _match_panic(dump: Dump, sig: Signature) -> Match | None:
         frames=named,
         partners=tuple(partners),
         candidates=tuple(candidates),
-        hints=tuple(hints),
         notes=tuple(notes),
         message_matched=msg_ok,
         stack_matched=stack_ok,
@@ -333,11 +322,9 @@ def _match_hang(dump: Dump, sig: Signature) -> Match | None:
         named = _named(hit)
         who = _who(thread, src, frames)
         for name, fr in named:
-            evidence.append(Evidence(f"stuck thread frame {name}", (fr.line,), True, f"{who}: {fr.text}"))
-        addr = (hex_text(thread.address) if thread is not None else None) or "ADDR"
-        hints = tuple(fill_template(h, {"address": addr}) for h in sig.hints)
+            evidence.append(Evidence(f"stuck thread frame {_role(name, fr)}", (fr.line,), True, f"{who}: {fr.text}"))
         notes = () if msg else ("no panic in the transcript: a hang",)
-        return Match(sig, Confidence.LIKELY, tuple(evidence), (), named, hints=hints, notes=notes,
+        return Match(sig, Confidence.LIKELY, tuple(evidence), (), named, notes=notes,
                      message_matched=msg_ok, stack_matched=True, stuck_thread=thread)
     return None
 
@@ -416,6 +403,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
         has_args = any(fr.args for _, fr in named)
         own, own_where = _bind(spec.bind, named)
         evidence: list[Evidence] = []
+        mismatches: list[tuple[Clause, int, int]] = []
         contradictions: list[str] = []
         unknown: list[str] = []
         args = _args(named)
@@ -437,6 +425,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
             else:
                 evidence.append(Evidence(f"{spec.role}: {cl.label}", ev_lines, False, f"{who}: {detail}"))
                 contradictions.append(f"{cl.label} does not hold ({detail})")
+                mismatches.append((cl, lhs, rhs))
         if not has_args:
             reason = f"{_src(src)} shows no arguments, so its values cannot be compared"
         elif contradictions:
@@ -457,6 +446,7 @@ def _candidates(dump: Dump, spec: ThreadSpec, values: Mapping[str, int], where: 
             evidence=tuple(evidence),
             paired=has_args and not reason,
             reason=reason,
+            mismatches=tuple(mismatches),
         ))
     # a paired thread first, then threads with arguments, then ::stacks-only ones
     out.sort(key=lambda c: (not c.paired, not c.has_args))
@@ -469,6 +459,12 @@ def _line(
     if op.index is not None:
         return lines.get(op.name)
     return own_where.get(op.name) or crash_where.get(op.name)
+
+
+def _role(name: str, frame: Frame) -> str:
+    # a clause names the pattern's role and the function it matched: 'timer (vhpet_start_timer)'
+    fn = frame.function.lstrip("~")
+    return name if name == fn else f"{name} ({fn})"
 
 
 def _desc(description: str | None) -> str:

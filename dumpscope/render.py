@@ -12,7 +12,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TypeVar
 
 from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread, hex_text
-from dumpscope.verdict import VERDICT_SCHEMA, Verdict
+from dumpscope.verdict import VERDICT_SCHEMA, Evidence, Verdict
 
 __all__ = [
     "PARSE_SCHEMA",
@@ -422,11 +422,14 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
         "fix": None
         if v.fix is None
         else {"references": list(v.fix.references), "status": v.fix.status.value, "detail": v.fix.detail},
-        "events": list(v.events),
-        "hints": list(v.hints),
+        "events": [{"text": e.text, "lines": list(e.lines)} for e in v.events],
+        "hints": [{"command": h.command, "settles": h.settles} for h in v.hints],
         "notes": list(v.notes),
         "panic_thread": v.panic_thread,
         "replay": v.replay,
+        "stack": [{"line": f.line, "text": f.text, "plumbing": f.plumbing} for f in v.stack],
+        "key_frames": list(v.key_frames),
+        "unchecked": list(v.unchecked),
     }
 
 
@@ -440,11 +443,13 @@ def _headline(v: Verdict) -> str:
     return f"unknown [{escape(v.bucket)}]: {escape(v.title)} — {src}"
 
 
-def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None) -> str:
+def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: bool = False) -> str:
     """A verdict for a person: the one-line verdict, then what the dump shows and why we think so.
 
     `lines` (the transcript split into lines, optional) lets the evidence quote the transcript lines
-    it rests on (`triage --explain`); every transcript-derived string is escaped.
+    it rests on, two lines of context around each (`triage --explain`); with `color` (a terminal, no
+    NO_COLOR) the values each piece of evidence matched are highlighted. Every transcript-derived
+    string is escaped.
     """
     out = [_headline(v)]
     if v.status != "ok":
@@ -459,20 +464,29 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None) -> str:
     if v.signature:
         bugs = f" [{', '.join(escape(b) for b in v.bugs)}]" if v.bugs else ""
         out.append(f"signature: {escape(v.signature)}{bugs}")
-        out.append(f"confidence: {v.confidence.value if v.confidence else 'none'}")
+        conf = v.confidence.value if v.confidence else "none"
+        if v.unchecked:
+            conf += (", in part: the replay could not compare " + ", ".join(escape(u) for u in v.unchecked)
+                     + " (not in the transcript)")
+        out.append(f"confidence: {conf}")
     else:
         out.append(f"signature: none (bucket {escape(v.bucket)})")
     if v.replay:
         out.append(f"replay: {escape(v.replay)}")
     if v.events:
-        out.append("sequence of events:")
-        out.extend(f"  {i}. {escape(e)}" for i, e in enumerate(v.events, 1))
+        out.append("sequence of events (inferred from the evidence below):")
+        out.extend(f"  {i}. {escape(e.text)}" for i, e in enumerate(v.events, 1))
     if v.fix is not None:
         refs = ", ".join(escape(r) for r in v.fix.references)
         detail = f": {escape(v.fix.detail)}" if v.fix.detail else ""
         out.append(f"fix: {v.fix.status.value}{detail}" + (f" ({refs})" if refs else ""))
-    for h in v.hints:
-        out.append(f"to settle it, run: {escape(h)}")
+    if not v.signature:
+        out.extend(_stack_text(v))
+    if v.hints:
+        out.append("to settle what the transcript leaves open, run in mdb:")
+        for h in v.hints:
+            out.append(f"  {escape(h.command)}")
+            out.append(f"      {escape(h.settles)}")
     if v.evidence:
         out.append("evidence:")
         for e in v.evidence:
@@ -482,12 +496,80 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None) -> str:
             detail = f": {escape(e.detail)}" if e.detail else ""
             out.append(f"  {mark} {escape(e.clause)} ({where}){detail}")
             if lines is not None:
-                for n in e.lines:
-                    if 1 <= n <= len(lines):
-                        out.append(f"      {n:>5} | {escape(lines[n - 1])}")
+                out.extend(_quote_lines(e, lines, color))
     for note in v.notes:
         out.append(f"note: {escape(note)}")
     return "\n".join(out) + "\n"
+
+
+# how many meaningful frames of an unknown crash's stack the text shows
+_STACK_SHOWN = 12
+
+
+def _stack_text(v: Verdict) -> list[str]:
+    # an unknown crash: the meaningful frames first, the panic plumbing collapsed to one line
+    if not v.stack:
+        return []
+    meaningful = [f for f in v.stack if not f.plumbing]
+    skipped = [f for f in v.stack if f.plumbing]
+    out = [f"panic stack ({len(v.stack)} frames, panic plumbing last):"]
+    out.extend(f"  {f.line:>6}  {escape(f.text)}" for f in meaningful[:_STACK_SHOWN])
+    if len(meaningful) > _STACK_SHOWN:
+        out.append(f"          ... {len(meaningful) - _STACK_SHOWN} more frames")
+    if skipped:
+        names = ", ".join(f"{escape(f.text.split('(')[0])} ({f.line})" for f in skipped)
+        out.append(f"          skipped as plumbing or unresolved: {names}")
+    if v.key_frames:
+        out.append(f"bucket {escape(v.bucket)} is keyed by the message and the frames "
+                   + " <- ".join(escape(k) for k in v.key_frames))
+    return out
+
+
+_CONTEXT = 2  # transcript lines quoted above and below each evidence line (--explain)
+_HIGHLIGHT, _RESET = "\x1b[1;33m", "\x1b[0m"
+_VALUE = re.compile(r"= ([0-9a-f]+)\b")
+
+
+def _quote_lines(e: Evidence, lines: Sequence[str], color: bool) -> list[str]:
+    # each cited line with two lines of context on either side (windows that touch are merged); the
+    # cited lines are marked '>', and on a terminal the values the clause matched are highlighted
+    cited = sorted({n for n in e.lines if 1 <= n <= len(lines)})
+    shown: list[int] = []
+    for n in cited:
+        for k in range(max(1, n - _CONTEXT), min(len(lines), n + _CONTEXT) + 1):
+            if k not in shown:
+                shown.append(k)
+    shown.sort()
+    words = _matched_values(e) if color else []
+    out = []
+    prev = 0
+    for k in shown:
+        if prev and k > prev + 1:
+            out.append("          ...")
+        text = escape(lines[k - 1])
+        if k in cited:
+            out.append(f"    > {k:>5} | {_highlight(text, words)}")
+        else:
+            out.append(f"      {k:>5} | {text}")
+        prev = k
+    return out
+
+
+def _matched_values(e: Evidence) -> list[str]:
+    # what a clause matched: the values compared ('= c3'), else the frame's function, else the message
+    values = _VALUE.findall(e.detail)
+    if values:
+        return values
+    detail = e.detail.split(": ", 1)[1] if e.clause.startswith("stuck thread") and ": " in e.detail else e.detail
+    name = re.split(r"[+(]", detail, maxsplit=1)[0].strip()
+    return [name] if name else []
+
+
+def _highlight(text: str, words: Sequence[str]) -> str:
+    if not words:
+        return text
+    pattern = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    return re.sub(rf"(?<![0-9A-Za-z_])(?:{pattern})(?![0-9A-Za-z_])", lambda m: _HIGHLIGHT + m.group() + _RESET, text)
 
 
 def _row(v: Verdict) -> list[str]:

@@ -78,6 +78,8 @@ class Replay:
     buggy: Run  # the sequence on pre-12476 cyclic.c
     fixed: Run  # the same sequence on post-12476 cyclic.c
     scenario: Scenario | None = None  # the values replayed
+    compared: tuple[str, ...] = ()  # the parts of the dump's end state the buggy run was compared with
+    absent: tuple[str, ...] = ()  # the parts the transcript does not show, so they were not compared
 
 
 def _config(s: Scenario, fixed: bool) -> Config:
@@ -235,15 +237,38 @@ def replay(s: Scenario, schedules: bool = True) -> Replay:
     if fixed.outcome is not Outcome.OK:
         msg = f' "{fixed.panic_message}"' if fixed.panic_message else ""
         problems.append(f"the fixed model does not end ok (ends {fixed.outcome}{msg})")
+    compared, absent = end_state_parts(s)
     if problems:
-        return Replay(False, "; ".join(problems), buggy, fixed, s)
+        return Replay(False, "; ".join(problems), buggy, fixed, s, compared, absent)
     via = " through cyclic_remove_pend" if s.two_pending else ""
+    missing = f"; not in the transcript, so not compared: {', '.join(absent)}" if absent else ""
     reason = (
         f'before 12476 the model panics "{buggy.panic_message}" in cyclic_reprogram_cyclic{via} '
-        f"on {where} with the remover blocked in sema_p({s.cpu + SEMA_OFFSET:x}), as the dump "
-        "shows; after 12476 the reprogram fails softly, the handler returns and the remover wakes"
+        f"on {where} with the remover blocked in sema_p({s.cpu + SEMA_OFFSET:x}); the dump shows the "
+        f"same {', '.join(compared)}{missing}; after 12476 the reprogram fails softly, the handler "
+        "returns and the remover wakes"
     )
-    return Replay(True, reason, buggy, fixed, s)
+    return Replay(True, reason, buggy, fixed, s, compared, absent)
+
+
+def end_state_parts(s: Scenario) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Which parts of the dump's end state a replay compares, and which the transcript does not show."""
+    compared = ["panic site (cyclic_reprogram_cyclic on the handler's cpu and index)"]
+    absent = []
+    if s.expected_panic is not None:
+        compared.insert(0, "panic message")
+    else:
+        absent.append("the panic message")
+    if s.remover_blocked:
+        compared.append("remover in sema_p in cyclic_remove_here on that cpu and index")
+    if s.remover_sema is not None:
+        compared.append("semaphore (cyp_modify_wait)")
+    if s.cyclic_id is not None and s.remover_cyclic_id is not None:
+        compared.append("cyclic id")
+    else:
+        absent.append("the cyclic id of both threads")
+    compared.append("path (" + ("through" if s.two_pending else "not through") + " cyclic_remove_pend)")
+    return tuple(compared), tuple(absent)
 
 
 def _run_json(r: Run) -> dict[str, Any]:
@@ -278,6 +303,8 @@ def replay_to_json(r: Replay) -> dict[str, Any]:
             "remover_blocked": s.remover_blocked,
             "expected_panic": s.expected_panic,
         }
+        out["compared"] = list(r.compared)
+        out["absent"] = list(r.absent)
     return out
 
 

@@ -27,11 +27,15 @@ __all__ = [
     "MAX_PATTERN_LENGTH",
     "MAX_SUBJECT_LENGTH",
     "EXTRA_FIELDS",
+    "CRASH_FIELDS",
     "Clause",
+    "CrashKind",
     "CrashSpec",
+    "EventSpec",
     "FixLine",
     "FixSpec",
     "FramePattern",
+    "HintSpec",
     "Kind",
     "Operand",
     "Signature",
@@ -39,8 +43,12 @@ __all__ = [
     "ThreadSpec",
     "check_regex",
     "compile_pattern",
+    "crash_kinds",
+    "fill_story",
     "fill_template",
+    "template_fields",
     "literal_names",
+    "load_crash_kinds",
     "load_irrelevant_frames",
     "load_signatures",
     "resolve",
@@ -113,6 +121,9 @@ class Clause:
     rhs: Operand
     optional: bool = False  # checked only where both sides are shown (e.g. the cyclic id)
     line: int = 0
+    # how a disagreement reads in a sentence about the other thread, '{lhs}' and '{rhs}' the two
+    # values: 'waits in cyclic_remove_here on cpu {lhs}, not the handler's cpu {rhs}'
+    differs: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +151,27 @@ class CrashSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class HintSpec:
+    """An mdb command to suggest, and what its output would settle; both are templates."""
+
+    command: str  # '{address}::findstack -v'
+    settles: str  # 'shows whether thread {address} waits in cyclic_remove_here on cpu {cpu}'
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """One step of a signature's sequence of events.
+
+    `text` is a template; a '[...]' segment of it is left out when a field inside has no value in
+    the dump, and a step whose field outside every segment has no value is left out whole.
+    """
+
+    text: str
+    when: str = ""  # 'name': only when the crash frame pattern of that name matched; '!name': only when not
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ThreadSpec:
     """Another thread that must exist and agree by value (the 12476 remover)."""
 
@@ -148,7 +180,9 @@ class ThreadSpec:
     frames: tuple[FramePattern, ...]
     bind: tuple[tuple[str, Operand], ...] = ()  # name -> 'frame.argN' of this thread
     require: tuple[Clause, ...] = ()
-    hints: tuple[str, ...] = ()  # mdb commands to find it; '{address}' is the thread address if known
+    # mdb commands to find or show it: one with '{address}' is suggested for each thread of this
+    # shape whose output shows no arguments, the others when no thread of the role pairs
+    hints: tuple[HintSpec, ...] = ()
     line: int = 0
 
 
@@ -216,8 +250,12 @@ class Signature:
     threads: tuple[ThreadSpec, ...] = ()
     more_specific_than: tuple[str, ...] = ()  # ids this one wins over when both match
     fix: FixSpec | None = None
-    events: tuple[str, ...] = ()  # inferred sequence of events; '{name}' placeholders are bindings
-    hints: tuple[str, ...] = ()  # mdb commands that settle a partial match
+    events: tuple[EventSpec, ...] = ()  # inferred sequence of events; '{name}' placeholders are bindings
+    hints: tuple[HintSpec, ...] = ()  # mdb commands that settle a partial match
+    # values computed from bound ones ('remover_sema = cpu + 0xa0'), used in events when the dump
+    # does not show them; the text marks them as computed
+    derive: tuple[tuple[str, Operand], ...] = ()
+    notes: str = ""  # what the bug's source concluded beyond what a match shows (the root cause)
     replay: str | None = None  # name of a replay model that can confirm a paired match
     description: str = ""
     path: str = ""  # file it came from
@@ -348,6 +386,55 @@ def load_irrelevant_frames(text: str | None = None, path: str = "irrelevant_fram
     return tuple(out)
 
 
+@dataclass(frozen=True, slots=True)
+class CrashKind:
+    """A kind of crash (page fault, mutex panic, assertion, hang) and the mdb commands to run next."""
+
+    name: str
+    message: re.Pattern[str] | None  # searched in the panic message
+    also: re.Pattern[str] | None  # must be found in the message too
+    frames: re.Pattern[str] | None  # fullmatched against the panic stack's functions
+    bucket: str  # the bucket's kind ('hang')
+    hints: tuple[HintSpec, ...]
+
+
+# Fields the hints of data/crash_hints.toml may name (filled by dumpscope/hints.py).
+CRASH_FIELDS = frozenset({"addr", "rp", "lp", "owner", "panic_thread", "function", "module", "thread"})
+_KIND_KEYS = {"name", "message", "also", "frames", "bucket", "hints"}
+
+
+def load_crash_kinds(text: str | None = None, path: str = "dumpscope/data/crash_hints.toml") -> tuple[CrashKind, ...]:
+    """The kinds of crash of data/crash_hints.toml, checked like signature files (SignatureFileError)."""
+    if text is None:
+        text = _data_dir().joinpath("crash_hints.toml").read_text(encoding="utf-8")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SignatureFileError(path, None, f"TOML syntax: {exc}") from None
+    ctx = _Ctx(path, text)
+    _keys(ctx, doc, {"kinds"}, ())
+    raw = doc.get("kinds", [])
+    if not isinstance(raw, list):
+        raise ctx.fail(("kinds",), "kinds must be an array of tables ([[kinds]])")
+    out = []
+    for i, k in enumerate(raw):
+        w: tuple[str | int, ...] = ("kinds", i)
+        _keys(ctx, k, _KIND_KEYS, w)
+        pats = {key: _regex(ctx, k, key, w) if key in k else None for key in ("message", "also", "frames")}
+        bucket = _str(ctx, k, "bucket", w) if "bucket" in k else ""
+        if pats["message"] is None and pats["frames"] is None and not bucket:
+            raise ctx.fail(w, "a kind needs message, frames or bucket")
+        out.append(CrashKind(_str(ctx, k, "name", w), pats["message"], pats["also"], pats["frames"], bucket,
+                             _hints(ctx, k.get("hints", []), w + ("hints",), CRASH_FIELDS)))
+    return tuple(out)
+
+
+@functools.cache
+def crash_kinds() -> tuple[CrashKind, ...]:
+    """The shipped kinds of crash, loaded once per process."""
+    return load_crash_kinds()
+
+
 def load_signatures(paths: Iterable[str | Path] | None = None) -> SignatureSet:
     """Load and validate signature files (default: every *.toml shipped in dumpscope/data/signatures).
 
@@ -476,16 +563,19 @@ class _Ctx:
 
 _TOP_KEYS = {
     "id", "title", "version", "kind", "bugs", "description", "more_specific_than", "fix", "crash",
-    "threads", "events", "hints", "replay",
+    "threads", "events", "hints", "replay", "derive", "notes",
 }
+_EVENT_KEYS = {"text", "when"}
+_HINT_KEYS = {"command", "settles"}
 _CRASH_KEYS = {"message", "message_suffices", "frames", "anchored", "exclude", "bind"}
 _FRAME_KEYS = {"function", "module", "name", "optional"}
 _THREAD_KEYS = {"role", "description", "frames", "bind", "require", "hints"}
-_CLAUSE_KEYS = {"check", "label", "optional"}
+_CLAUSE_KEYS = {"check", "label", "optional", "differs"}
 _FIX_KEYS = {"references", "lines"}
 _FIXLINE_KEYS = {"name", "commit", "date", "build"}
 # Names triage fills in for events and hints besides a signature's own bindings.
 EXTRA_FIELDS = frozenset({"handler", "remover", "address", "panic_message"})
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
 
 def _parse_file(path: str, data: bytes) -> Signature:
@@ -523,11 +613,10 @@ def _parse_file(path: str, data: bytes) -> Signature:
     crash = _crash(ctx, doc["crash"])
     threads = _threads(ctx, doc.get("threads", []), crash)
     bound = {n for n, _ in crash.bind} | {n for t in threads for n, _ in t.bind}
-    events = _strlist(ctx, doc, "events", ())
-    hints = _strlist(ctx, doc, "hints", ())
-    for key, texts in (("events", events), ("hints", hints)):
-        for t in texts:
-            _check_template(ctx, (key,), t, bound | EXTRA_FIELDS)
+    derive = _derive(ctx, doc.get("derive", {}), bound)
+    bound |= {n for n, _ in derive}
+    events = _events(ctx, doc.get("events", []), bound | EXTRA_FIELDS, {f.name for f in crash.frames if f.name})
+    hints = _hints(ctx, doc.get("hints", []), ("hints",), bound | EXTRA_FIELDS)
     replay = doc.get("replay")
     if replay is not None and (not isinstance(replay, str) or not _NAME_RE.fullmatch(replay.replace("-", "_"))):
         raise ctx.fail(("replay",), "replay must be a model name like 'cyclic-12476'")
@@ -545,6 +634,8 @@ def _parse_file(path: str, data: bytes) -> Signature:
         fix=_fix(ctx, doc["fix"]) if "fix" in doc else None,
         events=events,
         hints=hints,
+        derive=derive,
+        notes=_str(ctx, doc, "notes", ()) if "notes" in doc else "",
         replay=replay,
         description=_str(ctx, doc, "description", ()) if "description" in doc else "",
         path=path,
@@ -704,9 +795,7 @@ def _threads(ctx: _Ctx, raw: Any, crash: CrashSpec) -> tuple[ThreadSpec, ...]:
             _keys(ctx, cl, _CLAUSE_KEYS, cw)
             text = _str(ctx, cl, "check", cw)
             clauses.append(_clause(ctx, cw, text, cl, frames, names))
-        hints = _strlist(ctx, th, "hints", w)
-        for h in hints:
-            _check_template(ctx, w + ("hints",), h, names | EXTRA_FIELDS)
+        hints = _hints(ctx, th.get("hints", []), w + ("hints",), names | EXTRA_FIELDS)
         out.append(ThreadSpec(
             role, _str(ctx, th, "description", w) if "description" in th else role, frames, bind,
             tuple(clauses), hints, ctx.line(w + ("role",)),
@@ -729,7 +818,67 @@ def _clause(ctx: _Ctx, where: tuple[str | int, ...], text: str, raw: Mapping[str
         num = int(m.group("num"), 0)
         rhs = Operand(rhs.name, rhs.index, num if m.group("op") == "+" else -num)
     label = _str(ctx, raw, "label", where) if "label" in raw else text
-    return Clause(text.strip(), label, lhs, rhs, _bool(ctx, raw, "optional", where), ctx.line(where + ("check",)))
+    differs = _str(ctx, raw, "differs", where) if "differs" in raw else ""
+    _check_template(ctx, where + ("differs",), differs, {"lhs", "rhs"})
+    return Clause(text.strip(), label, lhs, rhs, _bool(ctx, raw, "optional", where), ctx.line(where + ("check",)),
+                  differs)
+
+
+def _derive(ctx: _Ctx, raw: Any, bound: set[str]) -> tuple[tuple[str, Operand], ...]:
+    # name = "bound_name + 0xN": a value computed from a bound one (cyp_modify_wait from the cpu)
+    if not isinstance(raw, Mapping):
+        raise ctx.fail(("derive",), "derive must be a table of name = 'bound_name + 0xN'")
+    out = []
+    for name, text in raw.items():
+        m = _CLAUSE_RE.fullmatch(f"{name} == {text}") if isinstance(text, str) else None
+        op = _operand(m.group("rhs"), (), bound) if m else f"{text!r} must read 'name' or 'name + 0xN'"
+        if isinstance(op, str) or not _NAME_RE.fullmatch(name):
+            raise ctx.fail(("derive", name), f"derive {name!r}: {op if isinstance(op, str) else 'bad name'}")
+        if m and m.group("op"):
+            num = int(m.group("num"), 0)
+            op = Operand(op.name, None, num if m.group("op") == "+" else -num)
+        out.append((name, op))
+    return tuple(out)
+
+
+def _events(ctx: _Ctx, raw: Any, names: set[str], frames: set[str]) -> tuple[EventSpec, ...]:
+    if not isinstance(raw, list):
+        raise ctx.fail(("events",), "events must be an array of tables ([[events]] with text and when)")
+    out = []
+    for i, ev in enumerate(raw):
+        w: tuple[str | int, ...] = ("events", i)
+        if isinstance(ev, str):  # a plain step: the text alone
+            ev = {"text": ev}
+            w = ("events",)
+        _keys(ctx, ev, _EVENT_KEYS, w)
+        text = _str(ctx, ev, "text", w)
+        if _SEGMENT.sub("", text).count("[") or _SEGMENT.sub("", text).count("]"):
+            raise ctx.fail(w + ("text",), f"event {text!r}: '[' and ']' mark optional segments, one level deep")
+        _check_template(ctx, w + ("text",), text, names)
+        when = _str(ctx, ev, "when", w) if "when" in ev else ""
+        if when and when.lstrip("!") not in frames:
+            raise ctx.fail(w + ("when",), f"when {when!r} must name a crash frame pattern ('name' or '!name')")
+        out.append(EventSpec(text, when, ctx.line(w + ("text",))))
+    return tuple(out)
+
+
+def _hints(ctx: _Ctx, raw: Any, where: tuple[str | int, ...], names: set[str] | frozenset[str]) -> tuple[HintSpec, ...]:
+    # every hint says what its output would settle (issue 14): a bare command string is refused
+    if not isinstance(raw, list):
+        raise ctx.fail(where, "hints must be an array of tables with command and settles")
+    out = []
+    for i, h in enumerate(raw):
+        w = where + (i,)
+        if not isinstance(h, Mapping):
+            raise ctx.fail(where, f"hint {h!r} must be a table {{command = ..., settles = ...}}: "
+                                  "every hint says what its output would settle")
+        _keys(ctx, h, _HINT_KEYS, w)
+        for key in ("command", "settles"):
+            if key not in h:
+                raise ctx.fail(w, f"a hint needs {key!r}")
+            _check_template(ctx, w + (key,), _str(ctx, h, key, w), names)
+        out.append(HintSpec(h["command"], h["settles"]))
+    return tuple(out)
 
 
 def _fix(ctx: _Ctx, raw: Any) -> FixSpec:
@@ -800,3 +949,23 @@ def fill_template(template: str, values: Mapping[str, str]) -> str:
     """Fill an event or hint template; fields were checked at load time to be bare names, and a
     name with no value in this dump reads '?'."""
     return template.format_map(_Unknown(values))
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names of a template, in order."""
+    return [f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f]
+
+
+def fill_story(template: str, values: Mapping[str, str]) -> tuple[str | None, list[str]]:
+    """Fill an event template without ever printing '?': a '[...]' segment naming a field the dump
+    has no value for is left out, and a step with such a field outside every segment is None.
+    Returns the text (or None) and the names that had no value."""
+    missing = [f for f in template_fields(template) if f not in values]
+
+    def _segment(m: re.Match[str]) -> str:
+        return "" if any(f not in values for f in template_fields(m.group(1))) else m.group(1)
+
+    kept = _SEGMENT.sub(_segment, template)
+    if any(f not in values for f in template_fields(kept)):
+        return None, missing
+    return kept.format_map(_Unknown(values)), missing

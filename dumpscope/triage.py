@@ -5,20 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful
-from dumpscope.dump import Dump, hex_text
+from dumpscope.dump import Dump
 from dumpscope.errors import DumpscopeError
+from dumpscope.hints import crash_hints, signature_hints
 from dumpscope.match import Match, match
 from dumpscope.replay import Scenario, replay
-from dumpscope.signatures import Signature, SignatureSet, fill_template, signature_set
-from dumpscope.verdict import Confidence, Fix, FixStatus, Verdict
+from dumpscope.signatures import Signature, SignatureSet, signature_set
+from dumpscope.story import events as story_events
+from dumpscope.verdict import Confidence, Fix, FixStatus, ShownFrame, Verdict
 
 __all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "scenario_12476", "triage", "triage_text"]
 
 # Strongest first; used to rank matches of different signatures.
 CONFIDENCE_ORDER = (Confidence.CONFIRMED, Confidence.PAIRED, Confidence.LIKELY, Confidence.POSSIBLE)
-# illumos 12476: the panic string of cyclic_reprogram_cyclic, for a replay of a dump whose transcript
-# shows the stack but not ::status.
-_REPROGRAM_PANIC = "attempt to reprogram non-existent cyclic"
 NO_MDB_OUTPUT = "no mdb output found (no ::status, stack, thread or panic message)"
 
 
@@ -66,27 +65,31 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         host=dump.status.host if dump.status else None,
         bucket=bkt.id,
         panic_thread=_panic_thread(dump),
+        stack=_shown_stack(dump),
+        key_frames=bkt.frames,
     )
     if best is None:
         if dump.empty and bkt.title == NO_CRASH_TITLE:
             # nothing from mdb or the console at all (a README, prose, the wrong file): an error row
             return Verdict(source=source, status="error", error=NO_MDB_OUTPUT, bucket=bkt.id, title=bkt.title,
                            notes=tuple(notes))
-        return Verdict(**base, title=bkt.title, notes=tuple(notes))  # type: ignore[arg-type]
+        return Verdict(**base, title=bkt.title, hints=crash_hints(dump, bkt),  # type: ignore[arg-type]
+                       notes=tuple(notes))
     sig = best.signature
     notes.extend(best.notes)
     for o in others:
         notes.append(f"also matches {o.signature.id} ({o.confidence.value})")
     confidence = best.confidence
     replay_line: str | None = None
+    unchecked: tuple[str, ...] = ()
     if sig.replay == "cyclic-12476" and confidence is Confidence.PAIRED:
-        confidence, replay_line, rnotes = _replay_12476(best, dump)
+        confidence, replay_line, unchecked, rnotes = _replay_12476(best, dump)
         notes.extend(rnotes)
     fix = fix_status(sig, dump.platform)
     if fix is not None and fix.status is FixStatus.HAS_FIX:
         notes.append(f"matched on a build that already has the fix ({fix.detail}): a regression, "
                      "or a different bug that looks the same")
-    events = _events(sig, best, msg) if best.stack_matched else ()
+    events = story_events(sig, best, msg) if best.stack_matched else ()
     return Verdict(
         **base,  # type: ignore[arg-type]
         signature=sig.id,
@@ -96,9 +99,10 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         evidence=best.evidence,
         fix=fix,
         events=events,
-        hints=best.hints,
+        hints=signature_hints(sig, best, dump),
         notes=tuple(notes),
         replay=replay_line,
+        unchecked=unchecked,
     )
 
 
@@ -144,18 +148,9 @@ def _panic_thread(dump: Dump) -> str | None:
     return " ".join(parts) or None
 
 
-def _events(sig: Signature, m: Match, msg: str | None) -> tuple[str, ...]:
-    if not sig.events:
-        return ()
-    values = {k: hex_text(v) or "?" for k, v in m.bound}
-    handler = m.frame("handler")
-    values["handler"] = handler.function if handler is not None else "the timer handler"
-    if m.partners:
-        values["remover"] = m.partners[0].label
-    else:
-        values["remover"] = "a teardown thread (not shown in this transcript)"
-    values["panic_message"] = (msg or "").strip()
-    return tuple(fill_template(t, values) for t in sig.events)
+def _shown_stack(dump: Dump) -> tuple[ShownFrame, ...]:
+    # the panicking thread's frames as the verdict shows them; plumbing marked to be collapsed
+    return tuple(ShownFrame(f.line, f.text, not is_meaningful(f)) for f in crash_frames(dump))
 
 
 def scenario_12476(m: Match, dump: Dump) -> Scenario:
@@ -177,7 +172,8 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
         remover_process=(remover.description or "").strip("()") or None if remover else None,
         two_pending=m.frame("cyclic_remove_pend") is not None,
         remover_blocked=remover is not None and any(name == "sema_p" for name, _ in remover.frames),
-        expected_panic=(dump.panic_message or _REPROGRAM_PANIC).strip(),
+        # None when the transcript shows no panic message: the replay then says it could not compare it
+        expected_panic=_panic_message(dump),
         remover_cpu=own.get("remover_cpu"),
         remover_ndx=own.get("remover_ndx"),
         remover_sema=own.get("remover_sema"),
@@ -188,14 +184,20 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
     )
 
 
-def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, list[str]]:
+def _panic_message(dump: Dump) -> str | None:
+    msg = dump.panic_message or (dump.status.panic_message if dump.status else None)
+    return msg.strip() if msg else None
+
+
+def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, tuple[str, ...], list[str]]:
     # issue 4: a paired 12476 match is `confirmed` only when the reference model replays the dump's own
     # values to the same end state (and the fixed model does not panic).
     try:
         result = replay(scenario_12476(m, dump), schedules=False)  # the verdict shows only the reason
     except DumpscopeError as exc:  # a model invariant broke: keep the pairing, say why
-        return Confidence.PAIRED, None, [f"replay failed ({exc}); not confirmed"]
-    line = ("replay confirms: " if result.confirmed else "replay does not confirm: ") + result.reason
+        return Confidence.PAIRED, None, (), [f"replay failed ({exc}); not confirmed"]
     if result.confirmed:
-        return Confidence.CONFIRMED, line, []
-    return Confidence.PAIRED, line, [line]
+        head = "replay confirms, in part: " if result.absent else "replay confirms: "
+        return Confidence.CONFIRMED, head + result.reason, result.absent, []
+    line = "replay does not confirm: " + result.reason
+    return Confidence.PAIRED, line, (), [line]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["VERDICT_SCHEMA", "Confidence", "Evidence", "Fix", "FixStatus", "Verdict"]
+__all__ = ["VERDICT_SCHEMA", "Confidence", "Event", "Evidence", "Fix", "FixStatus", "Hint", "ShownFrame", "Verdict"]
 
 # The schema name of a verdict's JSON object (render.verdict_to_json, cache.verdict_from_json).
 VERDICT_SCHEMA = "dumpscope.verdict/1"
@@ -48,6 +48,34 @@ class Fix:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """One step of the inferred sequence of events, filled with this dump's values.
+
+    Data, not prose for one renderer: text, JSON and ticket formats print the same records.
+    """
+
+    text: str
+    lines: tuple[int, ...] = ()  # transcript lines of the frames whose values the step names
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """An mdb command to run next, with this dump's values filled in, and what its output settles."""
+
+    command: str  # 'fffffe55d37b8080::findstack -v'
+    settles: str  # 'shows whether the remover waits on cpu ..., index ...'
+
+
+@dataclass(frozen=True, slots=True)
+class ShownFrame:
+    """A frame of the panic stack as a verdict shows it, with the transcript line it was read from."""
+
+    line: int
+    text: str  # the frame as mdb printed it, without the frame pointer: 'fss_update_list+0x5c(0)'
+    plumbing: bool = False  # panic/trap plumbing or an unresolved address: collapsed in text output
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The triage of one input."""
 
@@ -64,8 +92,11 @@ class Verdict:
     bugs: tuple[str, ...] = ()  # bug references of the matched signature
     evidence: tuple[Evidence, ...] = ()
     fix: Fix | None = None
-    events: tuple[str, ...] = ()  # inferred sequence of events, filled with this dump's values
-    hints: tuple[str, ...] = ()  # mdb commands that would settle the diagnosis
+    events: tuple[Event, ...] = ()  # inferred sequence of events, filled with this dump's values
+    hints: tuple[Hint, ...] = ()  # mdb commands that would settle what the transcript leaves open
     notes: tuple[str, ...] = ()  # parse degradations, near-misses and why they do not pair
     panic_thread: str | None = None  # short description of the panicking thread
     replay: str | None = None  # one-line replay outcome, when replay ran
+    stack: tuple[ShownFrame, ...] = ()  # the panicking thread's frames, innermost first
+    key_frames: tuple[str, ...] = ()  # the bucket's key: its first meaningful frames' functions
+    unchecked: tuple[str, ...] = ()  # what a confirming replay could not compare (not in the transcript)

@@ -37,7 +37,7 @@ from dumpscope.render import (
     to_json_line,
     verdict_to_json,
 )
-from dumpscope.verdict import Confidence, Evidence, Fix, FixStatus, Verdict
+from dumpscope.verdict import Confidence, Event, Evidence, Fix, FixStatus, Hint, ShownFrame, Verdict
 
 
 def _dir(tmp: Path) -> Path:
@@ -177,8 +177,12 @@ def _full_verdict() -> Verdict:
         bugs=("illumos 12476", "SmartOS OS-6684"),
         evidence=(Evidence("panic message", (13,), True, "m"), Evidence("same cpu", (17, 40), False, "cpu=1 vs 2")),
         fix=Fix(("illumos-gate cb2d1b02",), FixStatus.PREDATES_FIX, "2018 < 2019"),
-        events=("one", "two"), hints=("::stacks -c cyclic_remove_here",), notes=("decompressed gzip", "n2"),
+        events=(Event("one", (13,)), Event("two")),
+        hints=(Hint("::stacks -c cyclic_remove_here | ::findstack -v", "shows the remover"),),
+        notes=("decompressed gzip", "n2"),
         panic_thread="thread ffffff01 on cpu 3", replay="replay confirms",
+        stack=(ShownFrame(12, "vpanic()", True), ShownFrame(13, "cyclic_reprogram_cyclic+0x97(1, c3)")),
+        key_frames=("cyclic_reprogram_cyclic", "cyclic_reprogram"), unchecked=("the panic message",),
     )
 
 
@@ -207,7 +211,7 @@ def _verdicts() -> list[Verdict]:
         Verdict("s", "ok", bucket="b", title="t"),
         Verdict("s", "error", error="no mdb output", bucket="db9a05daa5", title="no crash found in transcript"),
         replace(full, notes=(), title='a "quoted" title with "source":"" and "notes":[ inside',
-                events=('"notes":["x"]', "\\"), panic_message="caf\u00e9 \x1b[31m \u4e2d"),
+                events=(Event('"notes":["x"]'), Event("\\", (1, 2))), panic_message="caf\u00e9 \x1b[31m \u4e2d"),
     ]
 
 

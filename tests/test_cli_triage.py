@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JSON_KEYS = {
     "schema", "source", "status", "error", "panic_message", "platform", "signature", "confidence", "bucket",
     "title", "evidence", "fix", "host", "bugs", "events", "hints", "notes", "panic_thread", "replay",
+    "stack", "key_frames", "unchecked",
 }
 
 
@@ -63,7 +64,7 @@ def test_single_file_defaults_to_text_with_the_verdict_first(dumps: Path, capsys
     assert lines[0].endswith(" — " + str(dumps / "a-positive.txt"))
     assert "panic message: attempt to reprogram non-existent cyclic" in lines
     assert "confidence: likely" in lines
-    assert "to settle it, run: ::stacks -c cyclic_remove_here" in lines
+    assert "  ::stacks -c cyclic_remove_here | ::findstack -v" in lines
     # evidence: the panic message clause cites transcript line 5 (::status is lines 1-6)
     assert any(ln.startswith("  + panic message (line 5)") for ln in lines)
 
@@ -71,9 +72,9 @@ def test_single_file_defaults_to_text_with_the_verdict_first(dumps: Path, capsys
 def test_explain_quotes_the_transcript_lines(dumps: Path, capsys, monkeypatch) -> None:
     rc, out, _ = run(["triage", "--explain", "-"], capsys, monkeypatch, stdin=POSITIVE.encode())
     assert rc == 0
-    quoted = [ln.strip() for ln in out.splitlines() if "|" in ln]
-    assert "5 | panic message: attempt to reprogram non-existent cyclic" in quoted
-    assert "9 | ffffff000f832950 cyclic_reprogram_cyclic+0xb0(ffffff03eb144000, b, 2cc15105498)" in quoted
+    quoted = [" ".join(ln.split()) for ln in out.splitlines() if "|" in ln]
+    assert "> 5 | panic message: attempt to reprogram non-existent cyclic" in quoted
+    assert "> 9 | ffffff000f832950 cyclic_reprogram_cyclic+0xb0(ffffff03eb144000, b, 2cc15105498)" in quoted
 
 
 def test_directory_defaults_to_a_table(dumps: Path, capsys, monkeypatch) -> None:

@@ -114,7 +114,7 @@ def test_triage_expectations(path: Path) -> None:
     if want is not None:
         assert (v.fix.status.value if v.fix else "none") == want
     for want in exp.all("HINT"):
-        assert any(want in h for h in v.hints), f"no hint containing {want!r} in {v.hints}"
+        assert any(want in h.command for h in v.hints), f"no hint containing {want!r} in {v.hints}"
     cited = {line for e in v.evidence for line in e.lines}
     for want in exp.all("EVIDENCE_LINE"):
         assert int(want) in cited, f"line {want} not cited as evidence ({sorted(cited)})"

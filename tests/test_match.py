@@ -11,6 +11,7 @@ import pytest
 from _dumps import frames, stack, status, thread
 from _seeds import REMOVER, REMOVER_ADDR, vatpit, vhpet
 from dumpscope.dump import Dump, SectionKind
+from dumpscope.hints import signature_hints
 from dumpscope.match import match, match_frames
 from dumpscope.signatures import FramePattern, Signature, compile_pattern, signature_set
 from dumpscope.verdict import Confidence
@@ -117,7 +118,7 @@ def test_remover_only_in_stacks_is_likely_with_its_address(sig12476) -> None:  #
     th = thread(body, 40, 0xFFFFFF0449D3A0C0, SectionKind.STACKS, state="SLEEP", sobj="SEMA", count=1)
     m = match(replace(vatpit(), threads=(th,)), sig12476)
     assert m is not None and m.confidence is Confidence.LIKELY
-    assert "ffffff0449d3a0c0::findstack -v" in m.hints
+    assert "ffffff0449d3a0c0::findstack -v" in [h.command for h in signature_hints(sig12476, m, replace(vatpit(), threads=(th,)))]
     assert any("::stacks shows no arguments" in n for n in m.notes)
 
 
@@ -138,8 +139,9 @@ def test_console_remover_without_arguments_does_not_pair(sig12476) -> None:  # t
 def test_vatpit_without_remover_is_likely_with_hints(sig12476) -> None:  # type: ignore[no-untyped-def]
     m = match(vatpit(), sig12476)
     assert m is not None and m.confidence is Confidence.LIKELY
-    assert m.hints[0] == "::stacks -c cyclic_remove_here"
-    assert "ADDR::findstack -v" in m.hints
+    # no remover, no address: the command that finds one, never 'ADDR::findstack -v'
+    assert [h.command for h in signature_hints(sig12476, m, vatpit())] == [
+        "::stacks -c cyclic_remove_here | ::findstack -v"]
     assert m.value("ndx") == 0xB and m.frame("handler").function == "vatpit_callout_handler"  # type: ignore[union-attr]
     msg = [e for e in m.evidence if e.clause == "panic message"]
     assert msg and msg[0].lines == (7,)
@@ -190,7 +192,8 @@ def test_hang_signature_refuses_a_real_panic() -> None:
     hung = Dump(threads=(th,))
     m = match(hung, sig)
     assert m is not None and m.confidence is Confidence.LIKELY and m.stuck_thread is th
-    assert "fffffe595a3dabe0::findstack -v" in m.hints
+    # its stack is shown with arguments already: no hint for it, only the command that counts the others
+    assert [h.command for h in signature_hints(sig, m, hung)] == ["::stacks -c cyclic_juggle_one_to"]
     assert match(replace(hung, panic_message="kernel heap corruption detected"), sig) is None
 
 

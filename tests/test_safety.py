@@ -15,7 +15,7 @@ from _robust import CONTROL_OUTPUT, ROOT
 from dumpscope.cli import main
 from dumpscope.errors import SignatureFileError
 from dumpscope.render import render_verdict_text, verdict_to_json
-from dumpscope.signatures import load_signatures
+from dumpscope.signatures import HintSpec, load_signatures
 from dumpscope.triage import triage_text
 
 TRANSCRIPTS = ROOT / "fixtures" / "transcripts"
@@ -38,7 +38,7 @@ id = "payload"
 title = "__import__('pathlib').Path('MARKER-title').write_text('ran')"
 description = "exec(\\"open('MARKER-description', 'w').write('ran')\\")"
 bugs = ["eval(compile('open(\\\\'MARKER-bugs\\\\', \\\\'w\\\\')', 'x', 'exec'))"]
-hints = ["$(touch MARKER-hint)", "`touch MARKER-hint2`"]
+hints = [{{command = "$(touch MARKER-hint)", settles = "`touch MARKER-hint2`"}}]
 events = ["{{cpu}} os.system('touch MARKER-event')"]
 
 [crash]
@@ -62,11 +62,11 @@ def test_python_looking_signature_file_loads_as_plain_strings_and_runs_nothing(
     sigs = load_signatures([path])
     (sig,) = sigs.signatures
     assert sig.title == "__import__('pathlib').Path('MARKER-title').write_text('ran')"
-    assert sig.hints == ("$(touch MARKER-hint)", "`touch MARKER-hint2`")
+    assert sig.hints == (HintSpec("$(touch MARKER-hint)", "`touch MARKER-hint2`"),)
     v = triage_text(VATPIT.read_text(), "vatpit", signatures=sigs)
     assert v.signature == "payload"
     assert v.title == sig.title  # shown verbatim, as text
-    assert v.events == ("ffffff03eb144000 os.system('touch MARKER-event')",)  # {cpu} filled (arg0 of cyclic_reprogram_cyclic, line 11), nothing else
+    assert [e.text for e in v.events] == ["ffffff03eb144000 os.system('touch MARKER-event')"]  # {cpu} filled (arg0 of cyclic_reprogram_cyclic, line 11), nothing else
     render_verdict_text(v)
     json.dumps(verdict_to_json(v))
     assert calls == []
