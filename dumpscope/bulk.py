@@ -194,13 +194,15 @@ class Row:
     decodes it whole. `status` and `error` are always at hand (for exit codes and stderr).
     """
 
-    __slots__ = ("_brief", "_doc", "_notes", "_verdict", "error", "source", "status")
+    __slots__ = ("_brief", "_doc", "_notes", "_verdict", "digest", "error", "source", "status")
 
     def __init__(self, source: str, verdict: Verdict | None = None, *, brief: Brief | None = None,
-                 doc: str | None = None, notes: tuple[str, ...] = ()) -> None:
+                 doc: str | None = None, notes: tuple[str, ...] = (), digest: str = "") -> None:
         """A row of a fresh `verdict`, or of a cached one: its `brief` columns, its stored JSON `doc`
-        (None when the caller asked for no documents) and the input's read `notes`."""
+        (None when the caller asked for no documents) and the input's read `notes`. `digest` is the
+        SHA-256 of the input's content when it was taken (with a cache), else ''."""
         self.source = source
+        self.digest = digest
         self._verdict = verdict
         self._brief = brief
         self._doc = doc
@@ -233,6 +235,10 @@ class Row:
             return self._verdict
         assert self._brief is not None
         return brief_verdict(self.source, self._brief)
+
+    def document(self) -> str | None:
+        """The verdict's stored form (cache.content_json) when the row holds it, else None."""
+        return self._doc
 
     def _need_doc(self) -> str:
         if self._doc is None:
@@ -350,7 +356,7 @@ def triage_rows(
                 if doc is not None or not docs:
                     if progress is not None:
                         progress(i + 1, total)
-                    yield Row(name, brief=brief, doc=doc, notes=notes)
+                    yield Row(name, brief=brief, doc=doc, notes=notes, digest=digest)
                     continue
                 # The verdict vanished since the pre-check (another run rebuilt the cache): triage it here.
                 r = _process_path(name, state)
@@ -370,7 +376,7 @@ def triage_rows(
                         cache.put_file(st, digest, notes)
                 if progress is not None:
                     progress(i + 1, total)
-                yield Row(name, brief=payload, doc=doc, notes=notes)
+                yield Row(name, brief=payload, doc=doc, notes=notes, digest=digest)
                 continue
             v = restore(payload, name, notes) if kind == _HIT else payload
             if cache is not None and digest:
@@ -381,7 +387,7 @@ def triage_rows(
                     cache.put_file(st, digest, notes)
             if progress is not None:
                 progress(i + 1, total)
-            yield Row(name, v)
+            yield Row(name, v, doc=doc, digest=digest)
     finally:
         results.close()
         if cache is not None:

@@ -27,6 +27,7 @@ __all__ = [
     "Known",
     "brief_of",
     "brief_verdict",
+    "connect_readonly",
     "content_json",
     "json_line",
     "restore",
@@ -479,6 +480,29 @@ def brief_verdict(source: str, brief: Brief) -> Verdict:
     status, error, signature, confidence, bucket, title, platform = brief
     return Verdict(source, status, error, None, platform, None, signature,
                    None if confidence is None else Confidence(confidence), bucket, title)
+
+
+def connect_readonly(path: str) -> sqlite3.Connection:
+    """A read-only connection to an existing dumpscope database (history, report); InputError when
+    the file is missing, is not a dumpscope database, or was made by a newer dumpscope."""
+    try:
+        _check_path(path)
+        if not os.path.exists(path):
+            raise sqlite3.OperationalError("no such file")
+        db = sqlite3.connect("file:" + _uri_path(path) + "?mode=ro", uri=True, timeout=30)
+        try:
+            db.execute("PRAGMA query_only=1")
+            if db.execute("PRAGMA application_id").fetchone()[0] != _APP_ID:
+                raise _NotOurs("not a dumpscope database")
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            if found > CACHE_SCHEMA:
+                raise _NotOurs(f"made by a newer dumpscope (schema {found}, this one reads {CACHE_SCHEMA})")
+        except BaseException:
+            db.close()
+            raise
+    except sqlite3.Error as exc:
+        raise InputError(f"{path}: {_reason(exc)}") from None
+    return db
 
 
 def _migrate(db: sqlite3.Connection, found: int) -> None:

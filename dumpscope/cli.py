@@ -17,13 +17,17 @@ from dumpscope.errors import DumpscopeError, InputError
 if TYPE_CHECKING:
     from typer._click import _termui_impl as typer_progress
 
+    from dumpscope.cache import Cache
     from dumpscope.dump import Dump
+    from dumpscope.history import Recorder
 
 __all__ = ["app", "main"]
 
 # Exit codes (README "Exit codes"): 0 every input triaged or parsed, 1 some input could not be read
 # or held nothing usable, 2 usage error, 3 internal error (a bug: rerun with --debug).
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+# triage --new-only: some inputs are new or regressed crashes (README "Exit codes")
+EXIT_NEW = 4
 
 app = typer.Typer(
     name="dumpscope",
@@ -128,6 +132,16 @@ class Format(StrEnum):
     json = "json"
     table = "table"
     csv = "csv"
+    markdown = "markdown"
+
+
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--db", metavar="PATH", envvar="DUMPSCOPE_DB",
+                 help="The history database (the same SQLite file as --cache, which it also is): every "
+                 "triaged input is recorded once, with when it was seen, host, build, signature and bucket.",
+                 show_default=False),
+]
 
 
 PathsArg = Annotated[
@@ -155,6 +169,10 @@ def triage_cmd(
         "Only PATH is written.", show_default=False)] = None,
     explain: Annotated[bool, typer.Option(
         "--explain", help="Quote the transcript lines behind each piece of evidence (text format).")] = False,
+    db: DbOpt = None,
+    new_only: Annotated[bool, typer.Option(
+        "--new-only", help="With --db: print only the inputs new to the history whose signature or bucket "
+        "is new, or that matched a known bug on a build that has its fix; exit 4 when there are any.")] = False,
 ) -> int:
     """classify crash transcripts, with evidence.
 
@@ -165,17 +183,27 @@ def triage_cmd(
 
     Example: mdb -e '::status; $C; ::stacks -c cyclic_remove_here' 0 | dumpscope triage
 
+    Nightly: dumpscope triage /var/crash --db crashes.db --new-only
+
     \b
     Exit codes:
       0  every input was triaged (known signature or unknown bucket)
       1  some inputs could not be read or parsed (their rows are still printed)
       2  usage error
       3  internal error (rerun with --debug)
+      4  --new-only: some inputs are new or regressed crashes (they are what is printed)
     """
     from dumpscope.bulk import triage_rows
 
     given = list(paths) if paths else [_stdin_path(None)]
-    if explain and fmt not in (None, Format.text):
+    if db and cache and os.path.abspath(db) != os.path.abspath(cache):
+        raise click.exceptions.UsageError("--db and --cache name the same file; give one of them")
+    cache = db or cache
+    if new_only and not cache:
+        raise click.exceptions.UsageError("--new-only needs the history: add --db PATH")
+    if fmt is Format.markdown and (summary or len(given) != 1 or _is_dir(given[0])):
+        raise click.exceptions.UsageError("--format markdown writes the ticket of one transcript")
+    if explain and fmt not in (None, Format.text, Format.markdown):
         raise click.exceptions.UsageError("--explain works with the text format only")
     if explain and summary:
         raise click.exceptions.UsageError("--explain cannot be combined with --summary")
@@ -184,9 +212,10 @@ def triage_cmd(
         if summary:
             fmt = Format.table
 
+    quote = explain or fmt is Format.markdown  # both quote transcript lines, read again after triage
     stdin_bytes: bytes | None = None
     stdin = None
-    if explain and "-" in given:
+    if quote and "-" in given:
         import io
 
         from dumpscope.sources import DEFAULT_MAX_BYTES
@@ -195,8 +224,9 @@ def triage_cmd(
         stdin = io.BytesIO(stdin_bytes)
 
     store = _open_cache(cache) if cache else None
+    recorder = _recorder(store) if store is not None else None
     bar = _Progress() if sys.stderr is not None and sys.stderr.isatty() else None
-    failed = 0
+    failed = alerts = 0
     collected = []
     # Table, CSV and --summary read only a few fields of each verdict: cached rows give just those,
     # without fetching or decoding the stored JSON. JSON output splices the stored rows through.
@@ -211,10 +241,20 @@ def triage_cmd(
                 if bar:
                     bar.clear()
                 _err(f"{row.source}: {row.error}")
+            seen = recorder.see(row) if recorder is not None else None
+            if new_only:
+                if seen is None or not seen.alert:
+                    continue
+                alerts += 1
             if brief:
                 collected.append(row.table_verdict())
             elif fmt is Format.json:
                 write(row.json_line() + "\n")
+            elif fmt is Format.markdown:
+                from dumpscope.ticket import render_markdown
+
+                v = row.verdict()
+                write(render_markdown(v, _transcript_lines(v.source, stdin_bytes)))
             else:
                 from dumpscope.render import render_verdict_text
 
@@ -226,9 +266,15 @@ def triage_cmd(
         rows.close()  # on a broken pipe or Ctrl-C: cancel the queued work now, not at exit
         if bar:
             bar.clear()
-        if store is not None:
-            store.close()
-    if summary:
+        try:
+            if recorder is not None:
+                recorder.finish()
+        finally:
+            if store is not None:
+                store.close()
+    if new_only and not collected:
+        pass  # nothing new: no output at all (a cron job mails whatever is printed)
+    elif summary:
         _write_summary(collected, fmt)
     elif fmt is Format.table:
         from dumpscope.render import render_table
@@ -238,6 +284,8 @@ def triage_cmd(
         from dumpscope.render import render_csv
 
         write(render_csv(collected))
+    if alerts:
+        return EXIT_NEW  # before EXIT_INPUT: one unreadable file must not hide a new crash from a cron job
     return EXIT_INPUT if failed else EXIT_OK
 
 
@@ -249,6 +297,12 @@ def _color() -> bool:
 
 def _is_dir(path: str) -> bool:
     return path != "-" and os.path.isdir(path)
+
+
+def _recorder(store: Cache) -> Recorder:
+    from dumpscope.history import Recorder
+
+    return Recorder(store)
 
 
 def _open_cache(path: str):  # type: ignore[no-untyped-def]
@@ -287,6 +341,54 @@ def _write_summary(verdicts, fmt: Format) -> None:  # type: ignore[no-untyped-de
         sys.stdout.write(render_summary_csv(verdicts))
     else:
         sys.stdout.write(render_summary(verdicts))
+
+
+class HistoryFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+def _need_db(db: str | None) -> str:
+    if not db:
+        raise click.exceptions.UsageError("no database: give --db PATH (or set DUMPSCOPE_DB)")
+    return db
+
+
+@app.command("history")
+def history_cmd(
+    db: DbOpt = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="DATE", help="Only dumps first seen at or after DATE: 2026-12-01, "
+        "2026-12-01T06:00 (UTC unless an offset is given), or a span back from now: 7d, 2w.",
+        show_default=False)] = None,
+    fmt: Annotated[HistoryFormat, typer.Option("--format", "-f", help="Output format.")] = HistoryFormat.text,
+    quiet_days: Annotated[int, typer.Option(
+        "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
+    = 30,
+) -> int:
+    """list crash history per signature and bucket, with new and regressed crashes.
+
+    One row per signature (or bucket, for crashes no signature names) over every `triage --db` run:
+    status, dumps (each counted once, by content), hosts, first and last seen, first and last build.
+    Status: regressed (a known bug matched on a build that has its fix), new (first seen in the
+    latest run), recurring, quiet (no new dump for --quiet-days).
+
+    Example: dumpscope history --db crashes.db --since 7d --format json | jq 'select(.status=="new")'
+    """
+    from dumpscope.history import history_rows, history_to_json, parse_since, read_dumps
+    from dumpscope.render import render_history, render_history_csv, to_json_line
+
+    path = _need_db(db)
+    dumps, latest = read_dumps(path)
+    rows = history_rows(dumps, latest, since=parse_since(since) if since else None, quiet_days=quiet_days)
+    if fmt is HistoryFormat.json:
+        sys.stdout.writelines(to_json_line(history_to_json(r)) + "\n" for r in rows)
+    elif fmt is HistoryFormat.csv:
+        sys.stdout.write(render_history_csv(rows))
+    else:
+        sys.stdout.write(render_history(rows))
+    return EXIT_OK
 
 
 @app.command("replay")

@@ -9,12 +9,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread, hex_text
 from dumpscope.verdict import VERDICT_SCHEMA, Evidence, Verdict
 
+if TYPE_CHECKING:
+    from dumpscope.history import BucketHistory
+
 __all__ = [
+    "HISTORY_CSV_COLUMNS",
     "PARSE_SCHEMA",
     "TABLE_COLUMNS",
     "VERDICT_SCHEMA",
@@ -25,6 +29,8 @@ __all__ = [
     "iter_dump_json",
     "render_csv",
     "render_dump_text",
+    "render_history",
+    "render_history_csv",
     "render_summary",
     "render_table",
     "render_verdict_text",
@@ -675,4 +681,51 @@ def render_summary_csv(verdicts: Iterable[Verdict]) -> str:
     w.writerow(_SUMMARY_CSV_COLUMNS)
     for r in summary_rows(verdicts):
         w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in _SUMMARY_CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# --- dumpscope history ------------------------------------------------------------------------------
+
+HISTORY_CSV_COLUMNS = ("status", "group", "key", "title", "signature", "confidence", "count", "hosts",
+                       "first_seen", "last_seen", "first_build", "last_build", "regressions", "example")
+
+
+def _when(stamp: str) -> str:
+    # '2026-12-04T16:55:28Z' -> '2026-12-04 16:55' for a person (UTC, as stored)
+    return stamp[:16].replace("T", " ")
+
+
+def render_history(rows: Sequence[BucketHistory]) -> str:
+    """The `dumpscope history` table: one row per signature or bucket, with status, counts and when seen."""
+    if not rows:
+        return "no dumps in the history (yet, or since the date given)\n"
+    table = [
+        [
+            r.status.value,
+            escape(r.key) if r.group == "signature" else f"bucket {escape(r.key)}",
+            escape(r.title),
+            str(r.count),
+            str(len(r.hosts)),
+            _when(r.first_seen),
+            _when(r.last_seen),
+            escape(r.first_build) or "-",
+            escape(r.last_build) or "-",
+        ]
+        for r in rows
+    ]
+    headers = ["status", "signature/bucket", "title", "dumps", "hosts", "first seen (UTC)", "last seen (UTC)",
+               "first build", "last build"]
+    return _tabulate(table, headers, colalign=("left", "left", "left", "right", "right", "left", "left", "left",
+                                               "left"))
+
+
+def render_history_csv(rows: Sequence[BucketHistory]) -> str:
+    """The history rows as CSV (HISTORY_CSV_COLUMNS); hosts separated by spaces, times ISO 8601 UTC."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HISTORY_CSV_COLUMNS)
+    for r in rows:
+        w.writerow([r.status.value, r.group, escape(r.key), escape(r.title), escape(r.signature),
+                    r.confidence or "", r.count, escape(" ".join(r.hosts)), r.first_seen, r.last_seen,
+                    escape(r.first_build), escape(r.last_build), r.regressions, escape(r.example)])
     return buf.getvalue()

@@ -1,0 +1,90 @@
+"""The bug report of one verdict in Markdown, ready to paste into an issue tracker (`triage --format markdown`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from dumpscope.render import escape
+from dumpscope.verdict import Verdict
+
+__all__ = ["render_markdown"]
+
+# What to run next when the verdict names nothing more specific: the panic's own record, every
+# thread's stack grouped, and the kernel's message buffer (mdb-formats.md §1, §5, §9).
+_GENERIC_HINTS = ("::status", "$C", "::stacks", "::msgbuf")
+# Markdown and HTML punctuation a tracker would act on inside a line; a backslash makes each literal
+# (CommonMark §2.4). Line-start markup (#, -, +, 1.) cannot arise: every value follows a prefix.
+_PUNCT = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def _md(text: str | None) -> str:
+    # A transcript value in running text: control characters escaped, Markdown and HTML made literal.
+    return _PUNCT.sub(r"\\\1", escape(text))
+
+
+def _fence(body: str, info: str = "") -> str:
+    # A fenced block no line of `body` can close: one backtick more than its longest run (CommonMark §4.5).
+    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{body}\n{fence}"
+
+
+def render_markdown(v: Verdict, lines: Sequence[str] | None = None) -> str:
+    """A ticket body for one verdict: title, panic message, host and build, signature and confidence,
+    the events, the evidence lines (quoted from `lines`, the transcript, with their numbers) in a fenced
+    block, the fix status and references, and the mdb commands to run next.
+
+    Everything from the transcript is escaped: control characters as `\\xNN`, Markdown and HTML
+    punctuation with a backslash, and fenced text behind a fence it cannot close.
+    """
+    if v.status != "ok":
+        out = [f"# dumpscope could not triage {_md(v.source)}", "", f"Error: {_md(v.error)}"]
+        out.extend(f"- {_md(n)}" for n in v.notes)
+        return "\n".join(out) + "\n"
+    if v.signature:
+        out = [f"# {_md(v.title)}"]
+    else:
+        out = [f"# Unknown crash: {_md(v.title)}"]
+    out.append("")
+    if v.panic_message:
+        out += ["Panic message:", "", _fence(escape(v.panic_message)), ""]
+    facts = [
+        ("Host", _md(v.host) or "unknown"),
+        ("Platform build", _md(v.platform) or "unknown"),
+        ("Panic thread", _md(v.panic_thread) or "unknown"),
+        ("Signature", (_md(v.signature) + (f" ({', '.join(_md(b) for b in v.bugs)})" if v.bugs else ""))
+         if v.signature else "none (unknown crash)"),
+        ("Confidence", v.confidence.value if v.confidence else "none"),
+        ("Bucket", f"`{v.bucket}`" if v.bucket else "none"),
+        ("Transcript", _md(v.source)),
+    ]
+    if v.replay:
+        facts.append(("Replay", _md(v.replay)))
+    out += ["| | |", "|---|---|"] + [f"| {k} | {val} |" for k, val in facts] + [""]
+    if v.events:
+        out += ["## What happened", ""] + [f"{i}. {_md(e)}" for i, e in enumerate(v.events, 1)] + [""]
+    if v.evidence:
+        out += ["## Evidence", ""]
+        quoted: list[str] = []
+        for e in v.evidence:
+            mark = "holds" if e.holds else "**contradicts**"
+            where = (("line " if len(e.lines) == 1 else "lines ") + ", ".join(map(str, e.lines))
+                     if e.lines else "no line")
+            detail = f": {_md(e.detail)}" if e.detail else ""
+            out.append(f"- {_md(e.clause)} ({where}, {mark}){detail}")
+            if lines is not None:
+                quoted.extend(f"{n:>6} | {escape(lines[n - 1])}" for n in e.lines if 1 <= n <= len(lines))
+        out.append("")
+        if quoted:
+            ordered = list(dict.fromkeys(sorted(quoted, key=lambda q: int(q.split("|", 1)[0]))))
+            out += ["Transcript lines:", "", _fence("\n".join(ordered), "text"), ""]
+    if v.fix is not None:
+        out += ["## Fix", "", f"Status: **{v.fix.status.value}**" + (f": {_md(v.fix.detail)}" if v.fix.detail else "")]
+        out += [""] + [f"- {_md(r)}" for r in v.fix.references] + [""]
+    hints = v.hints or _GENERIC_HINTS
+    out += ["## Next mdb commands", "", _fence("\n".join(escape(h) for h in hints)), ""]
+    if v.notes:
+        out += ["## Notes", ""] + [f"- {_md(n)}" for n in v.notes] + [""]
+    out.append("_Triaged by dumpscope._")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,214 @@
+"""The crash history (issue 16): three triage passes over a changing directory, statuses, --new-only, --since."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from _triage_samples import other, positive
+
+from dumpscope.cli import main
+from dumpscope.history import Status, history_rows, parse_since, read_dumps
+
+# A VERIFY in vn_rele from zfs_inactive that no shipped signature names. By hand from issue 5's bucket
+# rules: the panic plumbing (vpanic, assfail) and the unresolved address are skipped, so the bucket
+# is titled for the first meaningful frame.
+ASSERT_VN_RELE = """> ::status
+debugging crash dump vmcore.5 (64-bit) from cn9
+operating system: 5.11 joyent_20190110T001522Z (i86pc)
+panic message: assertion failed: vp->v_count > 0, file: ../../common/fs/vnode.c, line: 1234
+dump content: kernel pages only
+> $C
+ffffff000f8328d0 vpanic()
+ffffff000f832900 assfail+0x7e(fffffffff7a0a1e8, fffffffff7a0a200, 4d2)
+ffffff000f832950 vn_rele+0x5c(ffffff0d4b7e8a40)
+ffffff000f832990 zfs_inactive+0x12(ffffff0d4b7e8a40, 0)
+ffffff000f8329d0 fop_inactive+0x76(ffffff0d4b7e8a40, 0, 0)
+"""
+# The 12476 panic on a SmartOS build of 2020-06-01: after OS-6684 (illumos-joyent, 2019-07-18), so a
+# known bug on a build that has its fix: a regression.
+FIXED_BUILD = "joyent_20200601T000000Z"
+
+
+def _triage(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as ex:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(ex.value.code or 0), out, err
+
+
+def _history(db: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, dict]:
+    rc, out, err = _triage(["history", "--db", str(db), "-f", "json", *extra], capsys)
+    assert (rc, err) == (0, "")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert all(r["schema"] == "dumpscope.history/1" for r in rows)
+    return {r["key"] if r["group"] == "signature" else r["title"]: r for r in rows}
+
+
+ZFS = "BAD TRAP: page fault (NULL pointer dereference) in dbuf_rele_and_unlock"
+VN_RELE = "assertion failed in vn_rele"
+
+
+def test_three_passes_show_new_recurring_and_regressed_rows(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "crash"
+    d.mkdir()
+    db = tmp_path / "crashes.db"
+    # pass 1: a 12476 panic on a build before the fix, and a zfs NULL dereference
+    (d / "h1-vmdump.0.txt").write_text(positive(host="h1"))
+    (d / "cn7-vmdump.0.txt").write_text(other(host="cn7"))
+    rc, _, _ = _triage(["triage", "-f", "csv", "--db", str(db), str(d)], capsys)
+    assert rc == 0
+    h = _history(db, capsys)
+    assert {k: (r["status"], r["count"]) for k, r in h.items()} == {"illumos-12476": ("new", 1), ZFS: ("new", 1)}
+    assert h["illumos-12476"]["hosts"] == ["h1"] and h["illumos-12476"]["fix"] == {"predates-fix": 1}
+
+    # pass 2: the zfs crash again on another host (other content), a new assertion, and copies of the
+    # pass-1 12476 dump (renamed, and gzipped): the same dump, never counted twice
+    (d / "cn8-vmdump.0.txt").write_text(other(addr="ffffff0d4b7e9b50", host="cn8"))
+    (d / "cn9-vmdump.0.txt").write_text(ASSERT_VN_RELE)
+    (d / "copy-of-h1.txt").write_text(positive(host="h1"))
+    (d / "h1-vmdump.0.txt.gz").write_bytes(gzip.compress(positive(host="h1").encode(), mtime=0))
+    rc, _, _ = _triage(["triage", "-f", "json", "--db", str(db), str(d)], capsys)
+    assert rc == 0
+    h = _history(db, capsys)
+    assert {k: (r["status"], r["count"]) for k, r in h.items()} == {
+        "illumos-12476": ("recurring", 1), ZFS: ("recurring", 2), VN_RELE: ("new", 1)}
+    assert h[ZFS]["hosts"] == ["cn7", "cn8"]
+    assert h[VN_RELE]["first_build"] == h[VN_RELE]["last_build"] == "joyent_20190110T001522Z"
+
+    # pass 3: the 12476 panic on a build that has the fix: the signature regressed. --new-only prints
+    # that input alone (the others are not new to the history) and exits 4.
+    (d / "h3-vmdump.0.txt").write_text(positive(host="h3").replace("joyent_20180216T202957Z", FIXED_BUILD))
+    rc, out, err = _triage(["triage", "-f", "csv", "--db", str(db), "--new-only", str(d)], capsys)
+    assert rc == 4
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["file"].rsplit("/", 1)[-1], r["signature"], r["platform"]) for r in rows] == [
+        ("h3-vmdump.0.txt", "illumos-12476", FIXED_BUILD)]
+    h = _history(db, capsys)
+    assert {k: (r["status"], r["count"]) for k, r in h.items()} == {
+        "illumos-12476": ("regressed", 2), ZFS: ("recurring", 2), VN_RELE: ("recurring", 1)}
+    r = h["illumos-12476"]
+    assert (r["first_build"], r["last_build"], r["regressions"]) == ("joyent_20180216T202957Z", FIXED_BUILD, 1)
+    assert r["fix"] == {"has-fix": 1, "predates-fix": 1} and r["hosts"] == ["h1", "h3"]
+    assert list(h) == ["illumos-12476", ZFS, VN_RELE]  # regressed first, then by count
+
+    # pass 4, nothing changed: nothing is new to the history, nothing printed, exit 0
+    rc, out, _ = _triage(["triage", "-f", "csv", "--db", str(db), "--new-only", str(d)], capsys)
+    assert (rc, out) == (0, "")
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM dumps").fetchone()[0] == 5
+    assert con.execute("SELECT inputs FROM runs WHERE id = 4").fetchone()[0] == 7
+    con.close()
+
+
+def test_new_only_on_a_fresh_history_prints_everything_and_exits_4(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "crash"
+    d.mkdir()
+    (d / "a.txt").write_text(other())
+    (d / "b.txt").write_text("not a transcript\n")  # an error row: exit 4 still wins over 1
+    rc, out, err = _triage(["triage", "-f", "json", "--db", str(tmp_path / "h.db"), "--new-only", str(d)], capsys)
+    assert rc == 4
+    assert [json.loads(line)["source"].rsplit("/", 1)[-1] for line in out.splitlines()] == ["a.txt"]
+    assert "b.txt" in err
+
+
+def test_new_only_without_a_database_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.txt").write_text(other())
+    rc, _, err = _triage(["triage", "--new-only", str(tmp_path / "a.txt")], capsys)
+    assert rc == 2 and "--db" in err
+
+
+def test_db_and_cache_are_one_file(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.txt").write_text(other())
+    db = tmp_path / "one.db"
+    rc, _, _ = _triage(["triage", "--cache", str(db), str(tmp_path / "a.txt")], capsys)
+    assert rc == 0
+    h = _history(db, capsys)
+    assert h[ZFS]["count"] == 1
+    rc, _, err = _triage(["triage", "--cache", str(db), "--db", str(tmp_path / "two.db"), str(tmp_path / "a.txt")],
+                         capsys)
+    assert rc == 2 and "same file" in err
+
+
+def test_since_quiet_and_the_text_and_csv_forms(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "crash"
+    d.mkdir()
+    (d / "a.txt").write_text(other())
+    (d / "b.txt").write_text(positive())
+    db = tmp_path / "h.db"
+    assert _triage(["triage", "-f", "csv", "--db", str(db), str(d)], capsys)[0] == 0
+    assert _history(db, capsys, "--since", "2999-01-01") == {}
+    assert set(_history(db, capsys, "--since", "1d")) == {"illumos-12476", ZFS}
+    rc, out, _ = _triage(["history", "--db", str(db)], capsys)
+    assert rc == 0 and out.splitlines()[0].split()[:2] == ["status", "signature/bucket"]
+    assert "illumos-12476" in out and "new" in out
+    rc, out, _ = _triage(["history", "--db", str(db), "-f", "csv"], capsys)
+    assert [r["status"] for r in csv.DictReader(io.StringIO(out))] == ["new", "new"]
+    # 40 days on, with no new dump: quiet; a second run later makes the rows recurring, not new
+    dumps, latest = read_dumps(str(db))
+    later = datetime.now(UTC) + timedelta(days=40)
+    assert {r.status for r in history_rows(dumps, latest, now=later)} == {Status.NEW}  # still the latest run's
+    assert _triage(["triage", "-f", "csv", "--db", str(db), str(d)], capsys)[0] == 0
+    dumps, latest = read_dumps(str(db))
+    assert {r.status for r in history_rows(dumps, latest, now=later)} == {Status.QUIET}
+    assert {r.status for r in history_rows(dumps, latest, now=later, quiet_days=60)} == {Status.RECURRING}
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-01", "7x"])
+def test_a_bad_since_is_a_clear_error(tmp_path: Path, capsys, bad: str) -> None:
+    (tmp_path / "a.txt").write_text(other())
+    db = tmp_path / "h.db"
+    assert _triage(["triage", "-f", "csv", "--db", str(db), str(tmp_path / "a.txt")], capsys)[0] == 0
+    rc, out, err = _triage(["history", "--db", str(db), "--since", bad], capsys)
+    assert (rc, out) == (1, "") and "--since" in err and err.count("\n") == 1
+
+
+def test_parse_since_forms() -> None:
+    now = datetime(2026, 12, 4, 16, 55, 28, tzinfo=UTC)
+    assert parse_since("2026-12-01") == "2026-12-01T00:00:00Z"
+    assert parse_since("2026-12-01T06:00+01:00") == "2026-12-01T05:00:00Z"
+    assert parse_since("7d", now) == "2026-11-27T16:55:28Z"
+    assert parse_since("2w", now) == "2026-11-20T16:55:28Z"
+
+
+@pytest.mark.parametrize("what", ["missing", "not-ours"])
+def test_history_of_a_file_that_is_not_a_history_is_an_error(tmp_path: Path, capsys, what: str) -> None:
+    db = tmp_path / "x.db"
+    if what == "not-ours":
+        con = sqlite3.connect(db)
+        con.execute("CREATE TABLE t (x)")
+        con.commit()
+        con.close()
+    rc, out, err = _triage(["history", "--db", str(db)], capsys)
+    assert (rc, out) == (1, "") and str(db) in err and err.count("\n") == 1
+    assert what != "missing" or not db.exists()  # reading never creates the file
+
+
+def test_history_needs_a_database(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DUMPSCOPE_DB", raising=False)
+    rc, _, err = _triage(["history"], capsys)
+    assert rc == 2 and "--db" in err
+
+
+def test_a_cache_from_before_the_history_fills_it_from_its_stored_verdicts(tmp_path: Path, capsys,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import dumpscope.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "RACY_NS", -10**18)  # trust the stamps: the re-run reads brief rows only
+    (tmp_path / "a.txt").write_text(other(host="cn7"))
+    db = tmp_path / "h.db"
+    assert _triage(["triage", "-f", "csv", "-j", "1", "--cache", str(db), str(tmp_path / "a.txt")], capsys)[0] == 0
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM dumps")  # as a schema-2 cache migrated in place has it: verdicts, no history
+    con.commit()
+    con.close()
+    assert _triage(["triage", "-f", "csv", "-j", "1", "--db", str(db), str(tmp_path / "a.txt")], capsys)[0] == 0
+    h = _history(db, capsys)
+    assert h[ZFS]["hosts"] == ["cn7"] and h[ZFS]["count"] == 1
