@@ -165,6 +165,7 @@ class Cache:
         self.version = version  # dumpscope.__version__: a new triage engine may give other verdicts
         self.readonly = readonly
         self.warnings: list[str] = []
+        self.generation = 0  # files started afresh after finding this one corrupt (recover)
         self._warn = warn if warn is not None else self.warnings.append
         self._pending_verdicts: list[tuple[str, str, str, str]] = []
         self._pending_briefs: list[tuple[str | None, ...]] = []
@@ -225,8 +226,9 @@ class Cache:
             os.unlink(self.path + "-journal")  # a journal of the old file must not be replayed into the new one
         self._warn(f"cache {self.path} was corrupt ({exc}); moved it to {aside} and started a new one")
 
-    def _recover(self, exc: sqlite3.Error) -> bool:
-        # Corruption found in the middle of a run: start afresh (read-only: go on without the cache).
+    def recover(self, exc: sqlite3.Error) -> bool:
+        """After `exc` from a statement on `db`: when it says the file is corrupt, move the file aside,
+        start a new one (`generation` counts them) and return True; False for any other error."""
         if not _corrupt(exc):
             return False
         if self.readonly:
@@ -238,6 +240,7 @@ class Cache:
             self._db = self._open_rw()
         except sqlite3.Error as again:
             raise InputError(f"cache {self.path}: {_reason(again)}") from None
+        self.generation += 1
         return True
 
     # --- lookups ---------------------------------------------------------------------------
@@ -311,7 +314,7 @@ class Cache:
     def _read_failed(self, exc: sqlite3.Error) -> None:
         # A lookup that fails on a corrupt file is a miss (the file is started afresh); any other
         # failure is the file's problem, reported as such.
-        if not self._recover(exc):
+        if not self.recover(exc):
             raise InputError(f"cache {self.path}: {_reason(exc)}") from None
 
     # --- writes ----------------------------------------------------------------------------
@@ -344,7 +347,7 @@ class Cache:
             try:
                 self._write_pending()
             except sqlite3.Error as exc:
-                if not self._recover(exc):  # corrupt: write the batch into the new file
+                if not self.recover(exc):  # corrupt: write the batch into the new file
                     raise
                 self._write_pending()
         except sqlite3.Error as exc:

@@ -92,21 +92,31 @@ class Recorder:
         """Start a run in `cache`'s file at `now` (default: the current time)."""
         self._cache = cache
         self._now = iso(now or datetime.now(UTC))
-        db = cache.db
-        try:
-            cur = db.execute("INSERT INTO runs (started, version, sigset) VALUES (?, ?, ?)",
-                             (self._now, cache.version, cache.sigset))
-            self.run_id = int(cur.lastrowid or 0)
-            self._known: dict[str, tuple[str, str]] = {
-                d: group_of(sig, bkt) for d, sig, bkt in db.execute("SELECT digest, signature, bucket FROM dumps")}
-        except sqlite3.Error as exc:
-            raise InputError(f"history {cache.path}: {exc}") from None
-        self._groups = set(self._known.values())  # signatures and buckets seen before this run
-        self._fresh_groups: set[tuple[str, str]] = set()  # ... and those first seen in it
         self._this_run: dict[str, Sighting] = {}
+        # pending rows: (digest, source, host, platform, signature, confidence, bucket, title, fix, message);
+        # a dump already in the history only needs its last-seen and verdict columns (host, fix, message None)
         self._inserts: list[tuple[Any, ...]] = []
         self._updates: list[tuple[Any, ...]] = []
         self.inputs = 0
+        self._start()
+
+    def _start(self) -> None:
+        # the run's row, and what the history knows already; a file found corrupt is started afresh
+        for attempt in (1, 2):
+            db = self._cache.db
+            try:
+                cur = db.execute("INSERT INTO runs (started, version, sigset) VALUES (?, ?, ?)",
+                                 (self._now, self._cache.version, self._cache.sigset))
+                self.run_id = int(cur.lastrowid or 0)
+                self._known: dict[str, tuple[str, str]] = {
+                    d: group_of(sig, bkt) for d, sig, bkt in db.execute("SELECT digest, signature, bucket FROM dumps")}
+                break
+            except sqlite3.Error as exc:
+                if attempt == 2 or not self._cache.recover(exc):
+                    raise InputError(f"history {self._cache.path}: {exc}") from None
+        self._generation = self._cache.generation
+        self._groups = set(self._known.values())  # signatures and buckets seen before this run
+        self._fresh_groups: set[tuple[str, str]] = set()  # ... and those first seen in it
 
     def see(self, row: Row) -> Sighting | None:
         """Record one input of the run (a `bulk.Row`); None for an input that was not triaged (an error row)."""
@@ -121,14 +131,13 @@ class Recorder:
         group = group_of(v.signature, v.bucket)
         conf = v.confidence.value if v.confidence else None
         if digest in self._known:
-            self._updates.append((self.run_id, self._now, row.source, v.platform, v.signature, conf, v.bucket,
-                                  v.title, digest))
-            fix = None
+            self._updates.append((digest, row.source, None, v.platform, v.signature, conf, v.bucket, v.title,
+                                  None, None))
             seen = Sighting(False, False, False)
         else:
             host, fix, message = self._details(row)
-            self._inserts.append((digest, self.run_id, self.run_id, self._now, self._now, row.source, host,
-                                  v.platform, v.signature, conf, v.bucket, v.title, fix, message))
+            self._inserts.append((digest, row.source, host, v.platform, v.signature, conf, v.bucket, v.title, fix,
+                                  message))
             new_bucket = group not in self._groups or group in self._fresh_groups
             self._known[digest] = group
             if new_bucket:
@@ -157,24 +166,45 @@ class Recorder:
         return d.get("host"), fix.get("status") if isinstance(fix, dict) else None, d.get("panic_message")
 
     def _write(self) -> None:
-        db = self._cache.db
         try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR IGNORE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._inserts)
-            db.executemany("UPDATE dumps SET last_run=?, last_seen=?, source=?, platform=?, signature=?, "
-                           "confidence=?, bucket=?, title=? WHERE digest=?", self._updates)
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise InputError(f"history {self._cache.path}: {exc}") from None
+            for attempt in (1, 2):
+                if self._cache.generation != self._generation:
+                    # the file was found corrupt and started afresh since this run began: the run and
+                    # every dump it saw go into the new file
+                    self._inserts.extend(self._updates)
+                    self._updates.clear()
+                    self._start()
+                try:
+                    self._write_pending()
+                    break
+                except sqlite3.Error as exc:
+                    if attempt == 2 or not self._cache.recover(exc):
+                        raise InputError(f"history {self._cache.path}: {exc}") from None
         finally:
             self._inserts.clear()
             self._updates.clear()
 
+    def _write_pending(self) -> None:
+        db = self._cache.db
+        run, now = self.run_id, self._now
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR IGNORE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [(r[0], run, run, now, now, *r[1:]) for r in self._inserts])
+            db.executemany("UPDATE dumps SET last_run=?, last_seen=?, source=?, platform=?, signature=?, "
+                           "confidence=?, bucket=?, title=? WHERE digest=?",
+                           [(run, now, r[1], *r[3:8], r[0]) for r in self._updates])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
     def finish(self) -> None:
         """Write what is pending and close the run (its end time and number of inputs)."""
         self._write()
+        if self._cache.generation != self._generation:
+            self._start()
         try:
             self._cache.db.execute("UPDATE runs SET finished=?, inputs=? WHERE id=?",
                                    (iso(datetime.now(UTC)), self.inputs, self.run_id))

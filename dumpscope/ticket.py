@@ -10,9 +10,6 @@ from dumpscope.verdict import Verdict
 
 __all__ = ["render_markdown"]
 
-# What to run next when the verdict names nothing more specific: the panic's own record, every
-# thread's stack grouped, and the kernel's message buffer (mdb-formats.md §1, §5, §9).
-_GENERIC_HINTS = ("::status", "$C", "::stacks", "::msgbuf")
 # Markdown and HTML punctuation a tracker would act on inside a line; a backslash makes each literal
 # (CommonMark §2.4). Line-start markup (#, -, +, 1.) cannot arise: every value follows a prefix.
 _PUNCT = re.compile(r"([\\`*_\[\]<>|~&])")
@@ -63,7 +60,17 @@ def render_markdown(v: Verdict, lines: Sequence[str] | None = None) -> str:
         facts.append(("Replay", _md(v.replay)))
     out += ["| | |", "|---|---|"] + [f"| {k} | {val} |" for k, val in facts] + [""]
     if v.events:
-        out += ["## What happened", ""] + [f"{i}. {_md(e)}" for i, e in enumerate(v.events, 1)] + [""]
+        out += ["## What happened", ""]
+        for i, step in enumerate(v.events, 1):
+            at = ", ".join(map(str, step.lines))
+            where = f" (line{'s' if len(step.lines) > 1 else ''} {at})" if step.lines else ""
+            out.append(f"{i}. {_md(step.text)}{where}")
+        out.append("")
+    if v.stack and not v.signature:
+        # an unknown crash: its panic stack is what a reader of the ticket needs first
+        frames = "\n".join(f"{f.line:>6} | {escape(f.text)}" for f in v.stack)
+        key = f" (bucket key: {' <- '.join(_md(k) for k in v.key_frames)})" if v.key_frames else ""
+        out += [f"## Panic stack{key}", "", _fence(frames, "text"), ""]
     if v.evidence:
         out += ["## Evidence", ""]
         quoted: list[str] = []
@@ -82,8 +89,12 @@ def render_markdown(v: Verdict, lines: Sequence[str] | None = None) -> str:
     if v.fix is not None:
         out += ["## Fix", "", f"Status: **{v.fix.status.value}**" + (f": {_md(v.fix.detail)}" if v.fix.detail else "")]
         out += [""] + [f"- {_md(r)}" for r in v.fix.references] + [""]
-    hints = v.hints or _GENERIC_HINTS
-    out += ["## Next mdb commands", "", _fence("\n".join(escape(h) for h in hints)), ""]
+    out += ["## Next mdb commands", ""]
+    if v.hints:
+        for h in v.hints:  # each command in a block of its own, to copy; then what its output settles
+            out += [_fence(escape(h.command))] + ([_md(h.settles)] if h.settles else []) + [""]
+    else:  # triage leaves out commands whose output the transcript already holds (hints.py)
+        out += ["None: the transcript already shows what this diagnosis rests on.", ""]
     if v.notes:
         out += ["## Notes", ""] + [f"- {_md(n)}" for n in v.notes] + [""]
     out.append("_Triaged by dumpscope._")

@@ -129,6 +129,8 @@ def test_a_corrupt_cache_is_moved_aside_and_rebuilt_and_every_row_is_printed(
     check = sqlite3.connect(db)
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert check.execute("SELECT count(*) FROM briefs").fetchone()[0] == 12  # rebuilt by this run
+    assert check.execute("SELECT count(*) FROM dumps").fetchone()[0] == 12  # and the history of this run
+    assert check.execute("SELECT count(*) FROM runs WHERE finished IS NOT NULL").fetchone()[0] == 1
     check.close()
 
 
