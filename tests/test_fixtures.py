@@ -9,7 +9,7 @@ import pytest
 
 from conftest import error_fixtures, read_expect, read_text, transcript_fixtures
 from dumpscope.cli import main
-from dumpscope.dump import Dump, Frame
+from dumpscope.dump import Dump, Frame, Trap
 from dumpscope.parse import parse_transcript
 
 FIXTURES = transcript_fixtures()
@@ -89,13 +89,35 @@ def test_parse_expectations(path: Path) -> None:
     for want in exp.all("NOTE"):
         assert any(want in n for n in dump.notes), f"no note containing {want!r} in {dump.notes}"
 
+    want = exp.get("TRAPS")
+    if want is not None:
+        assert len(dump.traps) == int(want)
+    for spec in exp.all("TRAP"):
+        name, _, value = spec.partition("=")
+        assert dump.trap is not None, "no trap record"
+        assert trap_field(dump.trap, name.strip()) == value.strip()
+    for spec in exp.all("FMA_FIELD"):
+        name, _, value = spec.partition("=")
+        assert dump.fma is not None, "no FMA panic record"
+        assert dump.fma.get(name.strip()) == value.strip()
+
+
+def trap_field(trap: Trap, name: str) -> str:
+    """A trap record's field as an .expect writes it: addresses in bare hex, pid/cpu/level in decimal."""
+    value = getattr(trap, name)
+    if value is None:
+        return "none"
+    if isinstance(value, int) and name in ("pc", "sp", "addr", "rp"):
+        return f"{value:x}"
+    return str(value)
+
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_triage_expectations(path: Path) -> None:
     exp = read_expect(path.with_suffix(".expect"))
     keys = {k for k, _ in exp.items}
     if not keys & {"SIGNATURE", "CONFIDENCE", "TITLE", "FIX", "HINT", "EVIDENCE_LINE", "NOT_SIGNATURE",
-                   "BUCKET_SAME_AS"}:
+                   "BUCKET_SAME_AS", "NOT_TITLE", "CRASH_FUNCTION", "VERDICT_NOTE", "BUCKET_DIFFERENT_FROM"}:
         pytest.skip("no triage expectations in this fixture")
     triage = pytest.importorskip("dumpscope.triage")
     v = triage.triage_text(read_text(path), path.name)
@@ -110,6 +132,12 @@ def test_triage_expectations(path: Path) -> None:
         assert (v.confidence.value if v.confidence else "none") == want
     for want in exp.all("TITLE"):
         assert want in v.title, f"title {v.title!r} lacks {want!r}"
+    for unwanted in exp.all("NOT_TITLE"):
+        assert unwanted not in v.title, f"title {v.title!r} has {unwanted!r}"
+    for want in exp.all("CRASH_FUNCTION"):
+        assert want in v.title, f"title {v.title!r} does not name the crashing function {want!r}"
+    for want in exp.all("VERDICT_NOTE"):
+        assert any(want in n for n in v.notes), f"no verdict note containing {want!r} in {v.notes}"
     want = exp.get("FIX")
     if want is not None:
         assert (v.fix.status.value if v.fix else "none") == want
@@ -123,6 +151,10 @@ def test_triage_expectations(path: Path) -> None:
         other_path = path.with_name(other + ".txt")
         w = triage.triage_text(read_text(other_path), other_path.name)
         assert v.bucket == w.bucket
+    for other in exp.all("BUCKET_DIFFERENT_FROM"):
+        other_path = path.with_name(other + ".txt")
+        w = triage.triage_text(read_text(other_path), other_path.name)
+        assert v.bucket != w.bucket, f"shares bucket {v.bucket} with {other}"
 
 
 ERROR_FIXTURES = error_fixtures()
