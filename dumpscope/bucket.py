@@ -8,11 +8,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dumpscope.dump import Dump, Frame, SectionKind, Thread
+from dumpscope.dump import Dump, Frame, SectionKind, Thread, Trap
 from dumpscope.signatures import MAX_SUBJECT_LENGTH, load_irrelevant_frames
 
 __all__ = [
     "BUCKET_FRAMES",
+    "UNREADABLE_TITLE",
     "Bucket",
     "bucket",
     "crash_frames",
@@ -22,6 +23,8 @@ __all__ = [
     "is_unresolved",
     "meaningful_frames",
     "normalise_message",
+    "panic_shaped",
+    "recursion",
     "suspect_thread",
 ]
 
@@ -43,6 +46,7 @@ class Bucket:
     key: str  # the text that was hashed: kind | normalised message | frames
     message: str  # the normalised panic message ('' when none)
     frames: tuple[str, ...]  # the meaningful frames' function names, innermost first
+    notes: tuple[str, ...] = ()  # what the bucketing saw and could not use (panic-shaped text, with lines)
 
 
 @functools.cache
@@ -169,6 +173,94 @@ def _normalise(message: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Recursion and trap records
+
+# A cycle must repeat at least this many consecutive frames to count as recursion (one repeated
+# function is ordinary: a helper called twice on the way down).
+_CYCLE_MIN = 2
+
+
+def recursion(frames: Sequence[Frame]) -> tuple[str, ...]:
+    """The functions of a repeating cycle in a stack (innermost first), or () when none repeats.
+
+    A stack that overflowed through recursion shows the same run of callers at two places, one cycle
+    apart (smartos-live#143: ill_input_short_v4 -> ip_input_common_v4 -> ip_input -> dls_rx_promisc,
+    thirteen frames apart). Plumbing and unresolved frames are left out before comparing.
+    """
+    names = [f.function.lstrip("~") for f in meaningful_frames(frames)]
+    for i, name in enumerate(names):
+        best: tuple[str, ...] = ()
+        for j in range(i + 1, len(names)):
+            if names[j] != name:
+                continue
+            run = 0
+            while j + run < len(names) and i + run < j and names[i + run] == names[j + run]:
+                run += 1
+            if run >= _CYCLE_MIN and run > len(best):
+                best = tuple(names[i:i + run])
+        if best:
+            return best  # the innermost cycle names the recursion
+    return ()
+
+
+def _trap_where(trap: Trap) -> str:
+    # what a trap record says about where it happened: the pc's symbol, else the pc; and the process
+    parts = []
+    if trap.process:
+        parts.append(f"process {trap.process}")
+    if trap.symbol:
+        parts.append(f"at {trap.symbol}")
+    elif trap.pc is not None:
+        parts.append(f"pc {trap.pc:#x}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _trap_key(trap: Trap) -> str:
+    # the symbol names the code; without one the pc does (on one build); the process says who
+    pc = f"{trap.pc:x}" if trap.pc is not None and not trap.symbol else ""
+    return " ".join(x for x in (f"type={trap.type}" if trap.type else "", trap.symbol or "", pc,
+                                trap.process or "") if x)
+
+
+def _trap_title(trap: Trap) -> str:
+    # a trap record without a panic message: say what it is and where
+    name = f" ({trap.name.lower()})" if trap.name else ""
+    level = f" at TL={trap.level}" if trap.level is not None else ""
+    return f"trap type={trap.type}{name}{level}{_trap_where(trap)} (panic message not captured)"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Panic-shaped text the parser could not use
+
+UNREADABLE_TITLE = "unreadable panic record"
+# the shapes of the records themselves (not prose that mentions a panic)
+_PANIC_SHAPED = re.compile(
+    r"panic\[cpu\d+\]/thread=|BAD TRAP: type=|reboot after panic:|ireport\.os\.sunos\.panic\."
+    r"|defect\.sunos\.kernel\.panic|\bpanicstr\s*[=:]|panic string:|assertion failed: .*, file: .*, line: \d"
+)
+# a panic a stack overflow causes: a double fault (its handler runs on its own stack), or a message saying so
+_OVERFLOW = re.compile(r"#df|double fault|stack overflow|red zone", re.IGNORECASE)
+
+
+def panic_shaped(text: str | None) -> tuple[int, ...]:
+    """Lines (1-based, at most ten) that look like part of a panic record: a panic line, a trap
+    message, an FMA panic event. Read only when nothing else in a transcript shows a crash."""
+    if not text:
+        return ()
+    found = []
+    for n, line in enumerate(text.splitlines()[:20000], 1):
+        if _PANIC_SHAPED.search(line[:MAX_SUBJECT_LENGTH]):
+            found.append(n)
+            if len(found) >= 10:
+                break
+    return tuple(found)
+
+
+def _spans(lines: Sequence[int]) -> str:
+    return ", ".join(str(n) for n in lines[:5]) + (", ..." if len(lines) > 5 else "")
+
+
+# ---------------------------------------------------------------------------------------------------
 # Titles
 
 _TRAP = re.compile(r"^BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?")
@@ -184,10 +276,17 @@ def _where(frames: Sequence[Frame]) -> str:
     return f" in {frame_name(frames[0])}" if frames else ""
 
 
+def _is_userland(dump: Dump, all_frames: Sequence[Frame]) -> bool:
+    # a process core: ::status says so, or the stack runs through shared objects ('libc.so.1`abort')
+    if dump.status is not None:
+        return not dump.status.is_kernel
+    return any(f.module is not None and ".so" in f.module for f in all_frames)
+
+
 def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequence[Frame]) -> str:
     where = _where(frames)
     names = {f.function.lstrip("~") for f in all_frames}
-    if dump.status is not None and not dump.status.is_kernel:
+    if _is_userland(dump, all_frames):
         what = message.strip().lstrip("*").strip() if message else "process core"
         what = what.replace("\\x0a", "").strip()
         return f"userland core: {what}{where}"
@@ -202,6 +301,9 @@ def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequen
                 why = " (" + re.sub(r"^(a|an) ", "", mm.group("why").strip().rstrip(".")) + ")"
             if not where and mm:
                 where = f" in {mm.group('mod')}"
+            trap = dump.trap
+            if not frames and trap is not None:
+                where += _trap_where(trap)  # no stack: say what the banner says (process, pc)
             return f"BAD TRAP: {kind}{why}{where}"
         m2 = _MUTEX.match(message)
         if m2:
@@ -244,29 +346,50 @@ def bucket(dump: Dump, text: str | None = None) -> Bucket:
     message = dump.panic_message or ""
     kind = "panic"
     title = ""
+    notes: list[str] = []
+    extra = ""  # what else keys the bucket: the trap record of a crash without a stack, a recursion's cycle
     frames = meaningful_frames(all_frames)[:BUCKET_FRAMES]
+    cycle = recursion(all_frames)
     report = _kmem_report(text) if text and not message and not all_frames else None
+    trap = dump.trap
     if report:
         kind = "kmem"
         message = report
         title = f"kmem_error: {report} (panic message not captured)"
+    elif cycle and (not message or _OVERFLOW.search(message)):
+        kind = "recursion"
+        frames = ()
+        extra = " ".join(cycle)
+        title = f"stack overflow: recursion through {' -> '.join(cycle[:3])}"
     elif not message and not all_frames:
         suspect = suspect_thread(dump)
-        if suspect is not None:
+        shaped = panic_shaped(text) if trap is None and dump.fma is None and suspect is None else ()
+        if trap is not None:
+            kind = "trap"
+            extra = _trap_key(trap)
+            title = _trap_title(trap)
+        elif dump.fma is not None or shaped:
+            kind = "unreadable"
+            title = UNREADABLE_TITLE
+            if dump.fma is None:
+                notes.append(f"panic-shaped text that was not understood (lines {_spans(shaped)})")
+        elif suspect is not None:
             kind = "hang"
             frames = meaningful_frames(suspect.frames)[:BUCKET_FRAMES]
             title = f"hang (no panic){_where(frames)}"
         else:
-            kind = "none"
             title = _no_crash_title(dump)
+            kind = "none:" + title  # 'no crash', 'panic not captured' and 'no panic' are distinct buckets
+    elif not frames and trap is not None:
+        extra = _trap_key(trap)
     if not title:
         title = _title(dump, message, frames, all_frames)
-    if dump.status is not None and not dump.status.is_kernel:
+    if _is_userland(dump, all_frames):
         kind = "core"
     norm = normalise_message(message)
-    key = "|".join((kind, norm, " ".join(f.function.lstrip("~") for f in frames)))
+    key = "|".join((kind, norm, " ".join(f.function.lstrip("~") for f in frames))) + (f"|{extra}" if extra else "")
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-    return Bucket(digest, title, key, norm, tuple(f.function.lstrip("~") for f in frames))
+    return Bucket(digest, title, key, norm, tuple(f.function.lstrip("~") for f in frames), tuple(notes))
 
 
 # kmem_error()'s first report line names the corruption (uts/common/os/kmem.c); the panic that follows

@@ -12,6 +12,7 @@ from dumpscope.frozen import draft_builder, draft_class
 __all__ = [
     "Cpu",
     "Dump",
+    "FmaRecord",
     "Frame",
     "FrameDraft",
     "SectionKind",
@@ -19,6 +20,7 @@ __all__ = [
     "Stack",
     "Status",
     "Thread",
+    "Trap",
     "build_frame",
     "build_thread",
     "hex_text",
@@ -37,6 +39,8 @@ class SectionKind(StrEnum):
     PANICINFO = "panicinfo"  # ::panicinfo
     CPUINFO = "cpuinfo"  # ::cpuinfo [-v]
     CONSOLE = "console"  # kernel console / ::msgbuf / syslog panic text
+    FMA = "fma"  # an FMA panic record (fmdump -V of SUNOS-8000-KL: panicstr, panicstack, ...)
+    TRAP = "trap"  # a trap banner and register dump (console, syslog, SPARC, Solaris 11.4 trap data)
     RAW = "raw"  # anything not understood, kept with its line numbers
 
 
@@ -166,6 +170,45 @@ class Cpu:
 
 
 @dataclass(frozen=True, slots=True)
+class Trap:
+    """A trap record: the kernel's trap banner and register dump, or SPARC trap-level registers."""
+
+    line: int  # first line of the record
+    end: int  # last line of the record
+    type: str | None = None  # trap type as printed, hex without 0x: 'e', 'd', '8', '31' (SPARC), '64'
+    mnemonic: str | None = None  # x86 mnemonic: '#pf', '#gp', '#df', '#ud'
+    name: str | None = None  # 'Page fault', 'General protection', 'data access MMU miss'
+    process: str | None = None  # the process line of the banner ('ksh93:', 'mount: trap type = ...')
+    pid: int | None = None
+    pc: int | None = None  # the trapping pc
+    symbol: str | None = None  # the pc's symbol when printed ('mvfs:mfs_getview+0xe0', Solaris 11.4)
+    sp: int | None = None
+    addr: int | None = None  # the faulting address ('addr=', 'Bad kernel fault at addr=')
+    rp: int | None = None  # the trap's register pointer ('rp=' of the message or banner)
+    cpu: int | None = None  # from the panic line that goes with the banner
+    level: int | None = None  # SPARC trap level ('TL=')
+    lines: tuple[tuple[str, int], ...] = ()  # field name -> line it came from
+
+
+@dataclass(frozen=True, slots=True)
+class FmaRecord:
+    """An FMA panic record (fmdump -V/-Vp/-Vu of a SUNOS-8000-KL event, or the same members as JSON)."""
+
+    line: int  # first line that is part of the record
+    end: int  # last line
+    event: str | None = None  # 'ireport.os.sunos.panic.dump_available', 'defect.sunos.kernel.panic'
+    members: tuple[tuple[str, str, int], ...] = ()  # (member as printed, value, line): panicstr, dump-dir, ...
+
+    def get(self, name: str) -> str | None:
+        """A member's value as printed ('dump-dir' -> '/var/crash/11'), or None."""
+        return next((value for key, value, _ in self.members if key == name), None)
+
+    def line_of(self, name: str) -> int | None:
+        """The line a member was printed on, or None."""
+        return next((line for key, _, line in self.members if key == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Section:
     """A stretch of the transcript and what the parser took it to be."""
 
@@ -192,6 +235,20 @@ class Dump:
     sections: tuple[Section, ...] = ()  # every section in input order, raw ones included
     notes: tuple[str, ...] = ()  # why the parse is degraded, what was skipped
     line_count: int = 0  # lines in the input
+    traps: tuple[Trap, ...] = ()  # trap records in input order
+    fma: FmaRecord | None = None  # the FMA panic record, when the transcript is (or holds) one
+
+    @property
+    def trap(self) -> Trap | None:
+        """The trap record of the panic: the one whose banner follows the panic message, else the first."""
+        if not self.traps:
+            return None
+        at = self.panic_message_line
+        if at is not None:
+            after = [t for t in self.traps if t.line <= at + 3 and t.end >= at - 1]
+            if after:
+                return after[-1]
+        return self.traps[0]
 
     @property
     def panic_thread(self) -> Thread | None:
@@ -220,7 +277,8 @@ class Dump:
     def empty(self) -> bool:
         """True when nothing from mdb or the console was found: no section, prompt or banner at all."""
         return not (self.status or self.stacks or self.threads or self.panic_message or self.panicinfo
-                    or self.cpus or any(s.kind is SectionKind.COMMAND for s in self.sections))
+                    or self.cpus or self.traps or self.fma
+                    or any(s.kind is SectionKind.COMMAND for s in self.sections))
 
 
 # -- building the commonest objects fast -----------------------------------------------------------

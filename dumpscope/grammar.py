@@ -56,6 +56,8 @@ FORMAT_GRAMMARS = (
     "panicinfo",
     "cpuinfo",
     "console",
+    "fma",
+    "trap",
     "transcript",
 )
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
+from dumpscope.records import fma_record, panicstack_frames, trap_records
 from dumpscope.grammar import line_lexer, table_parser
 from dumpscope.lexer import (
     LexInput,
@@ -263,8 +264,18 @@ class _Build:
         lt: LineTok = c[0].value
         g = lt.groups
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
-                "type": c[0].type, "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
+                "type": c[0].type, "line": lt.line,
+                "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
+
+
+    def fma(self, c: list[Tok]) -> _Item:
+        start, end = _span(c)
+        return _Item(SectionKind.FMA, start, end, tuple((tok.type, tok.value) for tok in c))
+
+    def trap(self, c: list[Tok]) -> _Item:
+        start, end = _span(c)
+        return _Item(SectionKind.TRAP, start, end, tuple((tok.type, tok.value) for tok in c))
 
 
 _TRANSFORMER = _Build()
@@ -318,7 +329,14 @@ def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
     found = _Found(notes=list(data.notes))
     _collect(items, data.lines, found)
     status = _status(found)
+    fma = fma_record(found.fma, found.notes)
+    frames = panicstack_frames(found.fma) if fma is not None else ()
+    if frames:
+        found.stacks.append(Stack(frames[0].line, frames, console=True))
+    _join_split_stacks(found.stacks, data.lines)
     msg, msg_line = _panic_message(status, found, data.lines)
+    if msg is None and fma is not None and fma.get("panicstr"):
+        msg, msg_line = fma.get("panicstr"), fma.line_of("panicstr")
     panic_thread, panic_cpu = _panic_thread_and_cpu(found)
     threads = _merge_threads(found.threads, panic_thread)
     if panic_thread is None:  # else a ::stacks thread in state PANIC names it
@@ -338,6 +356,8 @@ def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
         sections=tuple(found.sections),
         notes=tuple(found.notes),
         line_count=len(data.lines),
+        traps=trap_records(found.traps, found.console),
+        fma=fma,
     )
 
 
@@ -354,6 +374,8 @@ class _Found:
     panicinfo: tuple[tuple[str, str], ...] = ()  # the first ::panicinfo
     cpus: tuple[Cpu, ...] = ()  # the first ::cpuinfo
     console: list[dict[str, Any]] = field(default_factory=list)  # console panic records (_Build.console_panic)
+    fma: list[tuple[str, LineTok]] = field(default_factory=list)  # FMA record lines, (terminal, line)
+    traps: list[tuple[tuple[str, LineTok], ...]] = field(default_factory=list)  # one entry per trap section
     raw_lines: int = 0  # lines kept as raw text
 
 
@@ -412,6 +434,10 @@ def _take(item: _Item, command: str | None, found: _Found) -> None:
         found.panicinfo = found.panicinfo or item.value
     elif item.kind is SectionKind.CPUINFO:
         found.cpus = found.cpus or item.value
+    elif item.kind is SectionKind.FMA:
+        found.fma.extend(item.value)
+    elif item.kind is SectionKind.TRAP:
+        found.traps.append(item.value)
 
 
 def _status(found: _Found) -> Status | None:
@@ -429,7 +455,8 @@ def _panic_message(status: Status | None, found: _Found, lines: list[str]) -> tu
     message = dict(found.panicinfo).get("message")
     if message:
         return message, _section_line(found.sections, SectionKind.PANICINFO)
-    for info in found.console:
+    # a panic line (panic[cpuN]/thread=) outranks a bare 'BAD TRAP:' banner from an earlier panic
+    for info in sorted(found.console, key=lambda i: i["type"] == "TRAP_BANNER"):
         if info["message"]:
             return info["message"], info["text_line"]
     return _message_before_console_stack(found.stacks, lines)
@@ -466,6 +493,24 @@ def _note_raw_text(found: _Found, ends_mid_line: bool, line_count: int) -> None:
         spans = ", ".join(f"{s.start}-{s.end}" if s.end != s.start else f"{s.start}" for s in raws[:5])
         more = ", ..." if len(raws) > 5 else ""
         found.notes.append(f"{found.raw_lines} line(s) not understood, kept as raw text (lines {spans}{more})")
+
+
+# '$C -S' (2025 mdb) prints, under a frame, the strings its arguments point to: '    5bfa21d: text'
+_STACK_STRING = re.compile(r"^[ \t]+[0-9a-fA-F]+: ")
+
+
+def _join_split_stacks(stacks: list[Stack], lines: list[str]) -> None:
+    # Frame runs separated only by '$C -S' string lines are one stack.
+    i = 0
+    while i + 1 < len(stacks):
+        a, b = stacks[i], stacks[i + 1]
+        between = range(a.frames[-1].line, b.line - 1)  # 0-based indexes of the lines between them
+        if (not a.console and not b.console and len(between) > 0
+                and all(_STACK_STRING.match(lines[j]) for j in between)):
+            stacks[i] = replace(a, frames=a.frames + b.frames)
+            del stacks[i + 1]
+            continue
+        i += 1
 
 
 def _section_line(sections: list[Section], kind: SectionKind) -> int | None:

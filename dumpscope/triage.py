@@ -46,6 +46,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
     except Exception as exc:  # noqa: BLE001 - a bucket bug must not lose the verdict
         notes.append(f"bucketing failed ({type(exc).__name__}: {exc})")
         bkt = Bucket("0000000000", "unknown crash", "", "", ())
+    notes.extend(bkt.notes)
     matches: list[Match] = []
     for sig in sigs:
         try:

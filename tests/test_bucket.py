@@ -162,7 +162,12 @@ def test_userland_core_title() -> None:
     core = status(11, target="core file", panic_message="*** libc mutex system failure: mutex_enter: bad mutex type")
     d = Dump(status=core, panic_message=core.panic_message, panic_stack=st, stacks=(st,))
     assert bucket(d).title == "userland core: libc mutex system failure: mutex_enter: bad mutex type in pci_nvme_handle_io_cmd"
-    assert bucket(replace(d, status=None)).id != bucket(d).id
+    # issue 13: frames in shared objects ('libc.so.1`...') show a process core without ::status too, so
+    # the same core buckets alike whether or not ::status was pasted; a kernel stack stays apart
+    assert bucket(replace(d, status=None)).id == bucket(d).id
+    kernel = stack("fffffe007e12f000 mutex_enter+0x64(dfbf58)\n"
+                   "fffffe007e12f040 pci_nvme_handle_io_cmd+0x53(dd3010, 10)\n", 20)
+    assert bucket(replace(d, status=None, panic_stack=kernel, stacks=(kernel,))).id != bucket(d).id
 
 
 def test_is_meaningful_is_the_meaningful_frames_test() -> None:

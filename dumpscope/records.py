@@ -1,0 +1,184 @@
+"""Panic records that are not mdb output: FMA panic records and trap banners, from their parsed lines."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from dumpscope.dump import FmaRecord, Frame, Trap
+from dumpscope.lexer import LineTok
+
+__all__ = ["fma_record", "panicstack_frames", "trap_records"]
+
+# One panicstack entry: 'unix:die+dd ()'. Offsets are hex without 0x, as the console prints them
+# (uts/common/os/panic.c); the list is joined with ' | ' and ends with ' |'.
+_PANICSTACK_FRAME = re.compile(r"(?P<mod>[\w.$-]+):(?P<func>[\w.$]+)\+(?P<off>[0-9a-fA-F]+) \(\)")
+# 'BAD TRAP: type=e (#pf Page fault) rp=ffffff003d46c750 addr=4 ...' (uts/i86pc/os/trap.c die())
+_BAD_TRAP = re.compile(
+    r"BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?"
+    r"(?: rp=(?P<rp>[0-9a-fA-F]+))?(?: addr=(?P<addr>[0-9a-fA-F]+))?"
+)
+# How far a banner may sit from the panic line it belongs to (the blank and process lines between)
+_BANNER_GAP = 4
+
+
+def fma_record(lines: Sequence[tuple[str, LineTok]], notes: list[str]) -> FmaRecord | None:
+    """The FMA panic record of a transcript from its FMA lines (fma.lark), or None when it has none.
+
+    A record without panicstr is panic-shaped text the parser could not turn into a message: a note
+    says so, with its lines, so the verdict can say so too.
+    """
+    if not lines:
+        return None
+    event = None
+    members: list[tuple[str, str, int]] = []
+    for kind, tok in lines:
+        g = tok.groups
+        if kind == "FMA_EVENT":
+            # the ireport names the event; the defect class wins once the record shows it
+            if event is None or g["event"] == "defect.sunos.kernel.panic":
+                event = g["event"]
+        elif kind == "FMA_MEMBER":
+            members.append((g["key"], _member_value(g["value"] or ""), tok.line))
+    first, last = lines[0][1].line, lines[-1][1].line
+    record = FmaRecord(first, last, event, tuple(members))
+    if record.get("panicstr") is None:
+        notes.append(f"FMA panic record without panicstr (lines {first}-{last}): the panic message is not in the"
+                     " transcript")
+    return record
+
+
+def _member_value(text: str) -> str:
+    # nvlist members print bare; JSON ones are quoted and end with a comma
+    value = text.strip().rstrip(",").strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        value = value[1:-1]
+    return value.strip()
+
+
+def panicstack_frames(lines: Sequence[tuple[str, LineTok]]) -> tuple[Frame, ...]:
+    """The frames of the record's panicstack: on the 'panicstack =' line and the lines after it."""
+    frames: list[Frame] = []
+    started = False
+    for kind, tok in lines:
+        g = tok.groups
+        if kind == "FMA_MEMBER" and g["key"] == "panicstack":
+            started = True
+            text = g["value"] or ""
+        elif kind == "FMA_STACK" and started:
+            text = g["frames"]
+        else:
+            if started and frames:
+                break
+            continue
+        for m in _PANICSTACK_FRAME.finditer(text):
+            frames.append(Frame(tok.line, m["func"], m["mod"], int(m["off"], 16), ()))
+    return tuple(frames)
+
+
+def trap_records(sections: Sequence[tuple[tuple[str, LineTok], ...]],
+                 console: Sequence[dict[str, Any]]) -> tuple[Trap, ...]:
+    """The trap records of a transcript: each trap section (trap.lark), with the BAD TRAP message and
+    cpu of the panic line just before it; SPARC trap-level lines make one record per level."""
+    out: list[Trap] = []
+    for section in sections:
+        out.extend(_section_traps(section, console))
+    return tuple(out)
+
+
+def _section_traps(section: tuple[tuple[str, LineTok], ...], console: Sequence[dict[str, Any]]) -> list[Trap]:
+    levels = [tok for kind, tok in section if kind == "TRAP_LEVEL"]
+    if levels:
+        return _sparc_levels(section)
+    fields: dict[str, Any] = {}
+    where: list[tuple[str, int]] = []
+
+    def put(name: str, value: Any, line: int) -> None:
+        if value is not None and name not in fields:
+            fields[name] = value
+            where.append((name, line))
+
+    for kind, tok in section:
+        g = tok.groups
+        if kind == "TRAP_PROCESS":
+            put("process", g["proc"], tok.line)
+        elif kind == "TRAP_KIND":
+            put("mnemonic", g["mn"], tok.line)
+            put("name", g["name"], tok.line)
+        elif kind == "TRAP_ADDR":
+            put("addr", int(g["addr"], 16), tok.line)
+        elif kind == "TRAP_REGS":
+            put("pid", int(g["pid"]), tok.line)
+            put("pc", int(g["pc"], 16), tok.line)
+            put("sp", int(g["sp"], 16), tok.line)
+        elif kind == "TRAP_SPARC":
+            put("process", g["proc"], tok.line)
+            put("type", g["type"].lower().lstrip("0") or "0", tok.line)
+        elif kind == "TRAP_DATA":
+            put("type", g["type"].lower().lstrip("0") or "0", tok.line)
+            put("name", g["name"], tok.line)
+            put("rp", int(g["rp"], 16), tok.line)
+        elif kind == "TRAP_PC":
+            if g["which"] == "pc":
+                put("pc", int(g["value"], 16), tok.line)
+                put("symbol", g["sym"], tok.line)
+            elif g["which"] == "addr":
+                put("addr", int(g["value"], 16), tok.line)
+    first, last = section[0][1].line, section[-1][1].line
+    if not (set(fields) - {"process"}):
+        return []  # a lone 'word:' line is not a trap record
+    info = _panic_before(first, console)
+    if info is not None:
+        m = _BAD_TRAP.search(info["message"] or "")
+        if m:
+            put("type", m["type"].lower(), info["text_line"])
+            put("mnemonic", m["mn"], info["text_line"])
+            put("name", m["name"], info["text_line"])
+            put("rp", int(m["rp"], 16) if m["rp"] else None, info["text_line"])
+            put("addr", int(m["addr"], 16) if m["addr"] else None, info["text_line"])
+        if info["cpu"]:
+            put("cpu", int(info["cpu"]), info["line"])
+        first = min(first, info["text_line"])
+    return [Trap(line=first, end=last, lines=tuple(where), **fields)]
+
+
+def _panic_before(line: int, console: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    # the console panic record (panic line or BAD TRAP banner) whose message ends just before `line`
+    best = None
+    for info in console:
+        if info["text_line"] < line and line - info["text_line"] <= _BANNER_GAP:
+            best = info
+    return best
+
+
+def _sparc_levels(section: tuple[tuple[str, LineTok], ...]) -> list[Trap]:
+    # 'TL=... TT=...' starts a record; the 'TPC=' line after it (or on it, flattened) gives its pc
+    out: list[Trap] = []
+    current: dict[str, Any] | None = None
+    for kind, tok in section:
+        g = tok.groups
+        if kind == "TRAP_LEVEL":
+            if current is not None:
+                out.append(Trap(**current))
+            current = {"line": tok.line, "end": tok.line, "level": _dotted(g["tl"]),
+                       "type": format(_dotted(g["tt"]) or 0, "x"),
+                       "pc": _dotted(g["tpc"]) if g["tpc"] else None,
+                       "lines": (("level", tok.line), ("type", tok.line))}
+        elif kind == "TRAP_TPC" and current is not None and current["pc"] is None:
+            current["pc"] = _dotted(g["tpc"])
+            current["end"] = tok.line
+            current["lines"] += (("pc", tok.line),)
+    if current is not None:
+        out.append(Trap(**current))
+    return out
+
+
+def _dotted(text: str | None) -> int | None:
+    # OpenBoot prints 64-bit registers as four dotted groups: 0000.0000.f000.4c80
+    if not text:
+        return None
+    try:
+        return int(text.replace(".", ""), 16)
+    except ValueError:
+        return None
