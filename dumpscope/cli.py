@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from enum import StrEnum
@@ -389,6 +390,54 @@ def history_cmd(
     else:
         sys.stdout.write(render_history(rows))
     return EXIT_OK
+
+
+@app.command("report")
+def report_cmd(
+    db: DbOpt = None,
+    output: Annotated[str, typer.Option(
+        "--output", "-o", metavar="FILE", help="Where to write the HTML report ('-': standard output).")] = "-",
+    quiet_days: Annotated[int, typer.Option(
+        "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
+    = 30,
+) -> int:
+    """write an HTML report of the crash history.
+
+    One self-contained file that loads nothing from the network: a summary (dumps, buckets, new,
+    regressed), a chart of dumps per build (or per week) for the largest buckets, and a table of
+    every signature and bucket, sortable by count and last seen, each with its newest dump's
+    verdict and evidence. The chart needs matplotlib: pip install 'dumpscope[report]'.
+
+    Example: dumpscope report --db crashes.db -o report.html
+    """
+    from dumpscope.report import build_report
+
+    text = build_report(_need_db(db), quiet_days=quiet_days)
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        _write_file(output, text)
+    return EXIT_OK
+
+
+def _write_file(path: str, text: str) -> None:
+    # Written beside its place and renamed over it: a browser or a web server never sees half a report.
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dumpscope-", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
 
 
 @app.command("replay")

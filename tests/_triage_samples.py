@@ -9,7 +9,7 @@ signature names, so it gets no signature and a bucket.
 
 from __future__ import annotations
 
-__all__ = ["OTHER", "POSITIVE", "other", "positive"]
+__all__ = ["OTHER", "POSITIVE", "assertion", "other", "positive"]
 
 
 def positive(cpu: str = "ffffff03eb144000", ndx: str = "b", host: str = "dent") -> str:
@@ -56,3 +56,19 @@ ffffff00f8e5e850 zfs_inactive+0x9c(ffffff0d4b7e8000, ffffff01d2d8a5c0, 0)
 
 POSITIVE = positive()
 OTHER = other()
+
+
+def assertion(host: str = "cn9", build: str = "joyent_20190110T001522Z") -> str:
+    """A ::status + $C capture of a VERIFY in vn_rele from zfs_inactive, which no shipped signature names."""
+    return f"""> ::status
+debugging crash dump vmcore.5 (64-bit) from {host}
+operating system: 5.11 {build} (i86pc)
+panic message: assertion failed: vp->v_count > 0, file: ../../common/fs/vnode.c, line: 1234
+dump content: kernel pages only
+> $C
+ffffff000f8328d0 vpanic()
+ffffff000f832900 assfail+0x7e(fffffffff7a0a1e8, fffffffff7a0a200, 4d2)
+ffffff000f832950 vn_rele+0x5c(ffffff0d4b7e8a40)
+ffffff000f832990 zfs_inactive+0x12(ffffff0d4b7e8a40, 0)
+ffffff000f8329d0 fop_inactive+0x76(ffffff0d4b7e8a40, 0, 0)
+"""

@@ -22,7 +22,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["explore", "history", "parse", "replay", "signatures", "triage"]
+    assert COMMANDS == ["explore", "history", "parse", "replay", "report", "signatures", "triage"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
