@@ -11,10 +11,12 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO
 
+from dumpscope.analyse import DEFAULT_OPTIONS, Options, dump_verdict
 from dumpscope.cache import Brief, Cache, FileStamp, brief_of, brief_verdict, content_json, json_line, restore, stamp_of
 from dumpscope.errors import DumpscopeError
-from dumpscope.signatures import signature_set
-from dumpscope.sources import DEFAULT_MAX_BYTES, Source, expand, read_source
+from dumpscope.crashdir import DumpFiles, Selection, identity, select
+from dumpscope.signatures import SignatureSet
+from dumpscope.sources import DEFAULT_MAX_BYTES, Source, read_source
 from dumpscope.verdict import Verdict
 
 __all__ = ["Progress", "Row", "default_jobs", "error_verdict", "triage_all", "triage_rows", "triage_source"]
@@ -64,19 +66,22 @@ class _State:
     # send fresh verdicts back in their cache form (brief + JSON) instead of as a Verdict: a pickled
     # Verdict costs ~50 us to pack and as much to unpack, and the parent would re-encode it as JSON
     compact: bool = False
+    options: Options = DEFAULT_OPTIONS  # site signatures and the tools that analyse dumps
+    dumps: dict[str, DumpFiles] | None = None  # the inputs that are crash dumps, by name
 
 
-def triage_source(src: Source) -> Verdict:
-    """Triage one already-read input; never raises (a triage bug becomes an error row)."""
-    return _fresh(src)[0]
+def triage_source(src: Source, signatures: SignatureSet | None = None) -> Verdict:
+    """Triage one already-read input against `signatures` (default: the bundled set); never raises
+    (a triage bug becomes an error row)."""
+    return _fresh(src, signatures)[0]
 
 
-def _fresh(src: Source) -> tuple[Verdict, bool]:
+def _fresh(src: Source, signatures: SignatureSet | None = None) -> tuple[Verdict, bool]:
     # (verdict, cacheable). Only verdicts of the content are cacheable, not internal failures.
     if src.error is not None or src.text is None:
         return error_verdict(src.name, src.error or "unreadable", src.notes), False
     try:
-        v = _triage().triage_text(src.text, src.name)
+        v = _triage().triage_text(src.text, src.name, signatures)
     except Exception as exc:  # noqa: BLE001 - siggen: one bad input must not stop the others
         reason = f"internal error: {type(exc).__name__}: {exc}"
         return error_verdict(src.name, reason.splitlines()[0] if reason else reason, src.notes), False
@@ -94,14 +99,31 @@ def _process(src: Source, state: _State) -> _Result:
         doc = state.cache.get_json(src.digest)
         if doc is not None:
             return _HIT, doc, src.digest, src.notes, None
-    v, cacheable = _fresh(src)
+    v, cacheable = _fresh(src, state.options.signatures())
     if state.compact and cacheable:
         return _FRESH_DOC, brief_of(v), src.digest, src.notes, content_json(v, src.notes)
     doc = content_json(v, src.notes) if state.caching and cacheable else None
     return _FRESH, v, src.digest, src.notes, doc
 
 
+def _process_dump(dump: DumpFiles, state: _State) -> _Result:
+    # A dump's cache key is its identity (crashdir.identity: names, sizes, mtimes, header UUID), so a
+    # dump analysed before is answered without starting savecore or mdb.
+    key = identity(dump)
+    if state.cache is not None:
+        doc = state.cache.get_json(key)
+        if doc is not None:
+            return _HIT, doc, key, (), None
+    v, cacheable = dump_verdict(dump, state.options)
+    if state.compact and cacheable:
+        return _FRESH_DOC, brief_of(v), key, (), content_json(v)
+    return _FRESH, v, key, (), content_json(v) if state.caching and cacheable else None
+
+
 def _process_path(name: str, state: _State) -> _Result:
+    dump = state.dumps.get(name) if state.dumps else None
+    if dump is not None:
+        return _process_dump(dump, state)
     try:
         src = read_source(name, max_bytes=state.max_bytes, digest=state.caching)  # the digest is a cache key
     except Exception as exc:  # noqa: BLE001 - read_source never raises by contract; belt and braces
@@ -114,7 +136,8 @@ def _process_path(name: str, state: _State) -> _Result:
 _WORKER: _State | None = None
 
 
-def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compact: bool) -> None:
+def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compact: bool, options: Options,
+                 dumps: dict[str, DumpFiles]) -> None:
     global _WORKER
     # Ctrl-C is the parent's to handle (it cancels the pool); workers printing their own
     # KeyboardInterrupt tracebacks would only bury its message.
@@ -125,7 +148,7 @@ def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compac
             cache = Cache(*cache_args, readonly=True)
         except DumpscopeError:
             cache = None  # lookups only speed things up; without them every input is triaged afresh
-    _WORKER = _State(cache, cache_args is not None, max_bytes, compact)
+    _WORKER = _State(cache, cache_args is not None, max_bytes, compact, options, dumps)
 
 
 def _work(name: str) -> _Result:
@@ -145,7 +168,8 @@ def _context() -> Any:
 
 
 def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
-            max_bytes: int, compact: bool) -> Generator[_Result, None, None]:
+            max_bytes: int, compact: bool, options: Options,
+            dumps: dict[str, DumpFiles]) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
     # inputs not yet returned; if it breaks again those inputs become error rows. Imported here: a
     # run answered from the cache starts no pool and need not load them (~10 ms).
@@ -159,7 +183,7 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
         n = min(workers, len(rest))
         chunk = max(1, min(_MAX_CHUNK, len(rest) // (n * 16)))
         ex = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_init_worker,
-                                 initargs=(cache_args, max_bytes, compact))
+                                 initargs=(cache_args, max_bytes, compact, options, dumps))
         try:
             for r in ex.map(_work, rest, chunksize=chunk):
                 pos += 1
@@ -259,8 +283,10 @@ def triage_all(
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    options: Options = DEFAULT_OPTIONS,
+    selection: Selection | None = None,
 ) -> Generator[Verdict, None, None]:
-    """Triage every input named by `paths` and yield one Verdict each, in `sources.expand` order.
+    """Triage every input named by `paths` and yield one Verdict each, in `crashdir.select` order.
 
     `paths` are files, directories (walked recursively) and '-' for standard input (`stdin`, read
     once in this process; a second '-' reuses what was read). Inputs are read and triaged in `jobs`
@@ -269,9 +295,12 @@ def triage_all(
     a `status='error'` row and never stops or hides the others. With a `cache`, files whose stat
     stamp and content are unchanged are not triaged again, and fresh verdicts are stored (written in
     batches; the caller closes the cache). `progress(done, total)` is called after each input.
-    Raises SignatureFileError up front when the signature files are bad.
+    Directories are read as savecore lays them out: one input per crash dump, analysed by running
+    mdb (`options.tools`); `selection` is `crashdir.select(paths)` unless given (with --include and
+    --exclude patterns, say). Raises SignatureFileError up front when the signature files are bad.
     """
-    rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, max_bytes=max_bytes)
+    rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, max_bytes=max_bytes,
+                       options=options, selection=selection)
     try:
         for row in rows:
             yield row.verdict()
@@ -289,6 +318,8 @@ def triage_rows(
     max_bytes: int = DEFAULT_MAX_BYTES,
     docs: bool = True,
     compact: bool = False,
+    options: Options = DEFAULT_OPTIONS,
+    selection: Selection | None = None,
 ) -> Generator[Row, None, None]:
     """`triage_all`, yielding a Row per input: cached verdicts stay in their stored form until used.
 
@@ -300,12 +331,13 @@ def triage_rows(
     if jobs is not None and jobs < 0:
         raise DumpscopeError(f"jobs must be 0 (all CPUs) or more, not {jobs}")
     workers = jobs or default_jobs()
-    names = expand(paths)
+    chosen = selection if selection is not None else select(paths)
+    names = list(chosen.inputs)
     total = len(names)
     # Load and validate the signatures before anything else: a bad signature file is one clear
     # error, not an error row per input; loaded here, forked workers inherit them.
-    signature_set()
-    state = _State(cache, cache is not None, max_bytes)
+    options.signatures()
+    state = _State(cache, cache is not None, max_bytes, False, options, chosen.dumps)
 
     # The pre-check: files whose stat stamp is unchanged and whose content has a verdict are not
     # read, hashed or triaged (one query per 500 files; stamps taken against one clock reading).
@@ -330,7 +362,8 @@ def triage_rows(
         cache_args = (cache.path, cache.sigset, cache.version) if cache is not None else None
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
-        results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes, compact)
+        results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes, compact, options,
+                                                          chosen.dumps)
     else:
         results = _inline(work, state)
 

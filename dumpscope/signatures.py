@@ -6,11 +6,12 @@ import datetime as _dt
 import functools
 import hashlib
 import importlib.resources
+import os
 import re
 import string
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as _field
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +25,9 @@ import re._constants as _sre_c  # type: ignore[import-not-found]
 import re._parser as _sre_parse  # type: ignore[import-not-found]
 
 __all__ = [
+    "BUNDLED_PREFIX",
+    "BucketNote",
+    "ENV_SIGNATURES",
     "MAX_PATTERN_LENGTH",
     "MAX_SUBJECT_LENGTH",
     "EXTRA_FIELDS",
@@ -41,6 +45,7 @@ __all__ = [
     "Signature",
     "SignatureSet",
     "ThreadSpec",
+    "check_dcmd",
     "check_regex",
     "compile_pattern",
     "crash_kinds",
@@ -50,10 +55,17 @@ __all__ = [
     "literal_names",
     "load_crash_kinds",
     "load_irrelevant_frames",
+    "load_signature_set",
     "load_signatures",
     "resolve",
     "signature_set",
+    "site_dirs",
 ]
+
+# The path prefix of the bundled signature files (Signature.path); anything else came from a site.
+BUNDLED_PREFIX = "dumpscope/data/signatures/"
+# A site's signature directories, as a path list (':'-separated on POSIX), before any --signatures.
+ENV_SIGNATURES = "DUMPSCOPE_SIGNATURES"
 
 # A pattern longer than this is almost certainly a mistake (or an attack on the matcher).
 MAX_PATTERN_LENGTH = 300
@@ -259,6 +271,32 @@ class Signature:
     replay: str | None = None  # name of a replay model that can confirm a paired match
     description: str = ""
     path: str = ""  # file it came from
+    # mdb commands that settle this signature on a dump; '{address}' ones are follow-ups, run once a
+    # first pass names the address (the 12476 remover's '{address}::findstack -v')
+    dcmds: tuple[str, ...] = ()
+    replaces: str = ""  # the bundled file this site signature replaces (same id), else ''
+
+    @property
+    def site(self) -> bool:
+        """True when the signature came from a site directory, not from dumpscope's own data."""
+        return not self.path.startswith(BUNDLED_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketNote:
+    """A site's note on a bucket or a signature: a ticket, an owner, a free-text note (WinDbg's triage file)."""
+
+    key: str  # the bucket id ('3f9a0c12de') or signature id ('illumos-12476') it is about
+    ticket: str = ""  # URL of the tracking ticket
+    owner: str = ""  # who looks after it
+    note: str = ""  # free text
+    path: str = ""  # the site file it came from
+    line: int = 0
+
+    def text(self) -> str:
+        """The note as one line for a verdict: 'ticket URL; owner NAME; NOTE (from FILE)'."""
+        parts = [f"ticket {self.ticket}" if self.ticket else "", f"owner {self.owner}" if self.owner else "", self.note]
+        return "; ".join(p for p in parts if p) + f" (site note from {self.path})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +305,11 @@ class SignatureSet:
 
     signatures: tuple[Signature, ...]
     version: str  # sha256 over the files' names and bytes, in load order
+    notes: tuple[BucketNote, ...] = ()  # site notes on buckets and signatures ([[bucket_notes]])
+
+    def notes_for(self, *keys: str) -> tuple[BucketNote, ...]:
+        """The site notes on any of these bucket or signature ids, in file order."""
+        return tuple(n for n in self.notes if n.key in keys)
 
     def get(self, sig_id: str) -> Signature | None:
         """The signature with this id, or None."""
@@ -442,43 +485,91 @@ def load_signatures(paths: Iterable[str | Path] | None = None) -> SignatureSet:
     missing keys, empty or unsafe patterns, dangling references, duplicate ids, or a
     more_specific_than naming an unknown id.
     """
-    files: list[tuple[str, bytes]] = []
     if paths is None:
-        sig_dir = _data_dir().joinpath("signatures")
-        for entry in sorted(sig_dir.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".toml"):
-                files.append((f"dumpscope/data/signatures/{entry.name}", entry.read_bytes()))
-    else:
-        for p in sorted(Path(p) for p in paths):
-            try:
-                files.append((str(p), p.read_bytes()))
-            except OSError as exc:
-                raise SignatureFileError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
+        return _assemble(_bundled_files(), [])
+    files: list[tuple[str, bytes]] = []
+    for p in sorted(Path(p) for p in paths):
+        try:
+            files.append((str(p), p.read_bytes()))
+        except OSError as exc:
+            raise SignatureFileError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
+    return _assemble(files, [])
+
+
+def load_signature_set(site: Sequence[str] = ()) -> SignatureSet:
+    """The bundled signatures plus every *.toml in the `site` directories, in that order.
+
+    A site signature with the id of a bundled one replaces it (and says so: `Signature.replaces`);
+    two site files with one id are an error. A site file may carry `[[bucket_notes]]` (BucketNote),
+    or be nothing but those. The set's version hashes every file, bundled and site, so adding or editing
+    a site file changes the cache key. Raises SignatureFileError for the first bad file.
+    """
+    return _assemble(_bundled_files(), [f for d in site for f in site_files(d)])
+
+
+def site_files(directory: str) -> list[tuple[str, bytes]]:
+    """The (path, bytes) of every *.toml in a site signature directory, sorted by name."""
+    try:
+        names = sorted(e.name for e in os.scandir(directory) if e.name.endswith(".toml") and e.is_file())
+    except NotADirectoryError:
+        raise SignatureFileError(directory, None, "signature directory is not a directory") from None
+    except OSError as exc:
+        raise SignatureFileError(directory, None, f"cannot list signature directory: {exc.strerror or exc}") from None
+    out = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path, "rb") as f:
+                out.append((path, f.read()))
+        except OSError as exc:
+            raise SignatureFileError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    return out
+
+
+def site_dirs(given: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The site signature directories: $DUMPSCOPE_SIGNATURES (a path list) first, then `given`."""
+    env = (os.environ if environ is None else environ).get(ENV_SIGNATURES, "")
+    return tuple(d for d in env.split(os.pathsep) if d) + tuple(given)
+
+
+def _bundled_files() -> list[tuple[str, bytes]]:
+    sig_dir = _data_dir().joinpath("signatures")
+    return [(BUNDLED_PREFIX + e.name, e.read_bytes())
+            for e in sorted(sig_dir.iterdir(), key=lambda e: e.name) if e.name.endswith(".toml")]
+
+
+def _assemble(bundled: list[tuple[str, bytes]], site: list[tuple[str, bytes]]) -> SignatureSet:
     digest = hashlib.sha256()
-    sigs: list[Signature] = []
-    seen: dict[str, str] = {}
+    by_id: dict[str, Signature] = {}
+    notes: list[BucketNote] = []
     texts: dict[str, str] = {}
-    for name, data in files:
+    for name, data in bundled + site:
         digest.update(Path(name).name.encode() + b"\0" + data + b"\0")
-        sig = _parse_file(name, data)
-        if sig.id in seen:
-            loc = _Locator(name, data.decode("utf-8", "replace"))
-            raise SignatureFileError(name, loc.key(("id",)), f"duplicate id {sig.id!r} (also in {seen[sig.id]})")
-        seen[sig.id] = name
+        sig, file_notes = _parse_any(name, data)
+        notes.extend(file_notes)
+        if sig is None:
+            continue
         texts[name] = data.decode("utf-8")
-        sigs.append(sig)
+        old = by_id.get(sig.id)
+        if old is not None:
+            if old.site or not sig.site:
+                line = _Locator(name, texts[name]).key(("id",))
+                raise SignatureFileError(name, line, f"duplicate id {sig.id!r} (also in {old.path})")
+            sig = replace(sig, replaces=old.path)  # a site file replaces the bundled one of that id
+        by_id[sig.id] = sig
+    sigs = list(by_id.values())
     for sig in sigs:
         for other in sig.more_specific_than:
-            if other not in seen:
+            if other not in by_id:
                 line = _Locator(sig.path, texts[sig.path]).key(("more_specific_than",))
                 raise SignatureFileError(sig.path, line, f"more_specific_than names unknown signature {other!r}")
-    return SignatureSet(tuple(sigs), digest.hexdigest())
+    return SignatureSet(tuple(sigs), digest.hexdigest(), tuple(notes))
 
 
-@functools.cache
-def signature_set() -> SignatureSet:
-    """The shipped signatures, loaded once per process."""
-    return load_signatures()
+@functools.lru_cache(maxsize=8)
+def signature_set(site: tuple[str, ...] = ()) -> SignatureSet:
+    """The bundled signatures plus those of the `site` directories, loaded once per process."""
+    return load_signature_set(site)
 
 
 def _data_dir() -> importlib.resources.abc.Traversable:
@@ -563,7 +654,7 @@ class _Ctx:
 
 _TOP_KEYS = {
     "id", "title", "version", "kind", "bugs", "description", "more_specific_than", "fix", "crash",
-    "threads", "events", "hints", "replay", "derive", "notes",
+    "threads", "events", "hints", "replay", "derive", "notes", "dcmds", "bucket_notes",
 }
 _EVENT_KEYS = {"text", "when"}
 _HINT_KEYS = {"command", "settles"}
@@ -579,6 +670,14 @@ _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
 
 def _parse_file(path: str, data: bytes) -> Signature:
+    sig, _notes = _parse_any(path, data)
+    if sig is None:
+        raise SignatureFileError(path, 1, "missing required key 'id'")
+    return sig
+
+
+def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNote, ...]]:
+    # A signature file (which may carry [[bucket_notes]]), or a site file of [[bucket_notes]] only (no 'id').
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -592,6 +691,9 @@ def _parse_file(path: str, data: bytes) -> Signature:
             line = max(1, len(text.splitlines()))
         raise SignatureFileError(path, line, f"TOML syntax: {exc}") from None
     ctx = _Ctx(path, text)
+    if "id" not in doc and "bucket_notes" in doc:
+        _keys(ctx, doc, {"bucket_notes"}, ())
+        return None, _bucket_notes(ctx, doc["bucket_notes"])
     _keys(ctx, doc, _TOP_KEYS, ())
     for req in ("id", "title", "bugs", "crash"):
         if req not in doc:
@@ -622,7 +724,12 @@ def _parse_file(path: str, data: bytes) -> Signature:
         raise ctx.fail(("replay",), "replay must be a model name like 'cyclic-12476'")
     if kind is Kind.HANG and threads:
         raise ctx.fail(("threads",), "a hang signature cannot have cross-thread clauses")
-    return Signature(
+    dcmds = _strlist(ctx, doc, "dcmds", ())
+    for d in dcmds:
+        why = check_dcmd(d)
+        if why:
+            raise ctx.fail(("dcmds",), f"dcmd {d!r}: {why}")
+    sig = Signature(
         id=sig_id,
         title=title,
         version=version,
@@ -639,7 +746,62 @@ def _parse_file(path: str, data: bytes) -> Signature:
         replay=replay,
         description=_str(ctx, doc, "description", ()) if "description" in doc else "",
         path=path,
+        dcmds=dcmds,
     )
+    return sig, _bucket_notes(ctx, doc.get("bucket_notes", []))
+
+
+_NOTE_KEYS = {"bucket", "signature", "ticket", "owner", "note"}
+# A bucket id as bucket.py makes it: 10 lowercase hex digits.
+_BUCKET_RE = re.compile(r"[0-9a-f]{10}")
+
+
+def _bucket_notes(ctx: _Ctx, raw: Any) -> tuple[BucketNote, ...]:
+    if not isinstance(raw, list):
+        raise ctx.fail(("bucket_notes",), "bucket_notes must be an array of tables ([[bucket_notes]])")
+    out = []
+    for i, nt in enumerate(raw):
+        w: tuple[str | int, ...] = ("bucket_notes", i)
+        _keys(ctx, nt, _NOTE_KEYS, w)
+        keys = [k for k in ("bucket", "signature") if k in nt]
+        if len(keys) != 1:
+            raise ctx.fail(w, "a note names exactly one 'bucket' (its 10-digit id) or 'signature' (an id)")
+        key = _str(ctx, nt, keys[0], w)
+        if keys[0] == "bucket" and not _BUCKET_RE.fullmatch(key):
+            raise ctx.fail(w + ("bucket",), f"bucket {key!r} must be a bucket id (10 lowercase hex digits)")
+        if keys[0] == "signature" and not _ID_RE.fullmatch(key):
+            raise ctx.fail(w + ("signature",), f"signature {key!r} is not a signature id")
+        fields = {k: _str(ctx, nt, k, w) for k in ("ticket", "owner", "note") if k in nt}
+        if not fields:
+            raise ctx.fail(w, "a note needs a 'ticket', an 'owner' or a 'note'")
+        ticket = fields.get("ticket", "")
+        if ticket and not re.match(r"https?://\S+$", ticket):
+            raise ctx.fail(w + ("ticket",), f"ticket {ticket!r} must be an http(s) URL")
+        out.append(BucketNote(key, ticket, fields.get("owner", ""), fields.get("note", ""), ctx.path,
+                              ctx.line(w + (keys[0],))))
+    return tuple(out)
+
+
+# What a declared dcmd may contain: mdb commands, options, addresses and pipes between dcmds. No '!'
+# (a pipe to the shell), no '$<' (macro files) and no other '{...}' than '{address}': a site file
+# is data, and running it must not run anything but mdb on the dump.
+_DCMD_RE = re.compile(r"(?:\{address\}|[0-9a-fA-F]+)?(?:::[A-Za-z_][A-Za-z0-9_]*|\$[A-Za-z])[A-Za-z0-9_ .,:|$-]*")
+
+
+def check_dcmd(text: str) -> str | None:
+    """Why a signature's dcmd is not one dumpscope will run, or None when it is acceptable."""
+    if "!" in text:
+        return "a '!' pipes to the shell; not allowed"
+    if "$<" in text:
+        return "'$<' runs a macro file; not allowed"
+    if ";" in text:
+        return "one command per entry (no ';')"
+    body = text.replace("{address}", "", 1) if text.startswith("{address}") else text
+    if "{" in body or "}" in body:
+        return "the only template field allowed is a leading '{address}'"
+    if not _DCMD_RE.fullmatch(text.strip()):
+        return "must be an mdb dcmd ('::stacks -c f', '$C', '{address}::findstack -v')"
+    return None
 
 
 def _keys(ctx: _Ctx, table: Any, allowed: set[str], where: tuple[str | int, ...]) -> None:

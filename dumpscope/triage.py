@@ -14,7 +14,7 @@ from dumpscope.signatures import Signature, SignatureSet, signature_set
 from dumpscope.story import events as story_events
 from dumpscope.verdict import Confidence, Fix, FixStatus, ShownFrame, Verdict
 
-__all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "scenario_12476", "triage", "triage_text"]
+__all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "scenario_12476", "site_notes", "triage", "triage_text"]
 
 # Strongest first; used to rank matches of different signatures.
 CONFIDENCE_ORDER = (Confidence.CONFIRMED, Confidence.PAIRED, Confidence.LIKELY, Confidence.POSSIBLE)
@@ -74,6 +74,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
             # nothing from mdb or the console at all (a README, prose, the wrong file): an error row
             return Verdict(source=source, status="error", error=NO_MDB_OUTPUT, bucket=bkt.id, title=bkt.title,
                            notes=tuple(notes))
+        notes.extend(site_notes(sigs, bkt.id, None))
         return Verdict(**base, title=bkt.title, hints=crash_hints(dump, bkt),  # type: ignore[arg-type]
                        notes=tuple(notes))
     sig = best.signature
@@ -91,6 +92,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         notes.append(f"matched on a build that already has the fix ({fix.detail}): a regression, "
                      "or a different bug that looks the same")
     events = story_events(sig, best, msg) if best.stack_matched else ()
+    notes.extend(site_notes(sigs, bkt.id, sig))
     return Verdict(
         **base,  # type: ignore[arg-type]
         signature=sig.id,
@@ -105,6 +107,18 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         replay=replay_line,
         unchecked=unchecked,
     )
+
+
+def site_notes(sigs: SignatureSet, bucket_id: str, sig: Signature | None) -> list[str]:
+    """The verdict notes a site adds: which site file the signature came from, and the site's
+    notes (ticket, owner, text) on this bucket or signature."""
+    out = []
+    if sig is not None and sig.site:
+        replaced = f", replacing the bundled {sig.replaces}" if sig.replaces else ""
+        out.append(f"signature {sig.id} from site file {sig.path}{replaced}")
+    keys = (bucket_id, sig.id) if sig is not None else (bucket_id,)
+    out.extend(f"site note: {n.text()}" for n in sigs.notes_for(*keys))
+    return out
 
 
 def best_match(matches: Sequence[Match]) -> tuple[Match | None, tuple[Match, ...]]:

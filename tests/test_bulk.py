@@ -107,10 +107,10 @@ def test_jobs_1_and_2_give_identical_rows_in_identical_order(tmp_path: Path) -> 
 def test_a_triage_that_raises_becomes_one_error_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     real = triage_mod.triage_text
 
-    def flaky(text: str, source: str = "<input>"):  # type: ignore[no-untyped-def]
+    def flaky(text: str, source: str = "<input>", signatures=None):  # type: ignore[no-untyped-def]
         if "cn4" in text:
             raise RecursionError("maximum recursion depth exceeded")
-        return real(text, source)
+        return real(text, source, signatures)
 
     monkeypatch.setattr(triage_mod, "triage_text", flaky)  # forked workers inherit the patch
     paths = _twenty(tmp_path)

@@ -57,9 +57,9 @@ class _Counter:
         self.calls: list[str] = []
         real = triage_mod.triage_text
 
-        def counted(text: str, source: str = "<input>") -> Verdict:
+        def counted(text: str, source: str = "<input>", signatures=None) -> Verdict:  # type: ignore[no-untyped-def]
             self.calls.append(source)
-            return real(text, source)
+            return real(text, source, signatures)
 
         monkeypatch.setattr(triage_mod, "triage_text", counted)
 

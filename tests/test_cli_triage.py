@@ -167,7 +167,7 @@ def test_cache_option_writes_only_its_file_and_follows_the_signature_version(
 
     calls: list[str] = []
     real_triage = triage_mod.triage_text
-    monkeypatch.setattr(triage_mod, "triage_text", lambda t, s="<input>": calls.append(s) or real_triage(t, s))
+    monkeypatch.setattr(triage_mod, "triage_text", lambda t, s="<input>", sigs=None: calls.append(s) or real_triage(t, s, sigs))
     rc3, third, _ = run(["triage", "-f", "json", "-j", "1", "--cache", str(db), str(dumps)], capsys, monkeypatch)
     assert rc3 == 0 and third == first
     assert len(calls) == 2
@@ -186,7 +186,7 @@ def test_help_documents_exit_codes_and_a_piped_example(capsys, monkeypatch) -> N
 
 
 def test_subprocess_bad_input_no_traceback_exit_1(tmp_path: Path) -> None:
-    binary = tmp_path / "vmcore.0"
+    binary = tmp_path / "raw.bin"
     binary.write_bytes(b"\x00\x01\x02" * 100)
     good = tmp_path / "good.txt"
     good.write_text(POSITIVE)
@@ -220,7 +220,7 @@ def test_a_cached_rerun_prints_what_a_fresh_run_prints(fmt: list[str], tmp_path:
 
     calls: list[str] = []
     real = triage_mod.triage_text
-    monkeypatch.setattr(triage_mod, "triage_text", lambda t, s="<input>": calls.append(s) or real(t, s))
+    monkeypatch.setattr(triage_mod, "triage_text", lambda t, s="<input>", sigs=None: calls.append(s) or real(t, s, sigs))
     again = run(["triage", *fmt, "-j", "1", "--cache", db, str(d)], capsys, monkeypatch)
     assert calls == []  # every row but the empty file came from the cache
     assert fresh == first == again

@@ -1,0 +1,152 @@
+"""Analyse one input, a saved transcript or a crash dump, into a Verdict: the unit of work of any worker."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from dumpscope.crashdir import DumpFiles, DumpKind, dump_files, identity
+from dumpscope.mdb import DumpFailure, Tools, first_pass, follow_ups, mdb_argv, needs_mdb, run_mdb, savecore
+from dumpscope.signatures import SignatureSet, signature_set
+from dumpscope.sources import DEFAULT_MAX_BYTES, read_source
+from dumpscope.verdict import Verdict
+
+__all__ = ["DEFAULT_OPTIONS", "Options", "analyse", "analyse_dump", "default_work", "dump_verdict"]
+
+
+def default_work() -> str:
+    """The default --work directory: $XDG_CACHE_HOME/dumpscope/work (~/.cache/dumpscope/work)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dumpscope", "work")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Everything `analyse` needs besides the input's name: small, frozen and picklable, so the
+    same call runs in-process, in a pool worker or on a Dask worker."""
+
+    site: tuple[str, ...] = ()  # site signature directories (--signatures, $DUMPSCOPE_SIGNATURES)
+    tools: Tools | None = None  # savecore and mdb; None: looked up on the PATH, --work at its default
+    max_bytes: int = DEFAULT_MAX_BYTES  # a transcript's size limit (sources.read_source)
+
+    def signatures(self) -> SignatureSet:
+        """The signature set these options name (loaded once per process)."""
+        return signature_set(self.site)
+
+    def resolved_tools(self) -> Tools:
+        """`tools`, or mdb and savecore from the PATH with the default work directory."""
+        return self.tools if self.tools is not None else Tools.find(None, None, default_work(), None)
+
+
+DEFAULT_OPTIONS = Options()
+
+
+def analyse(name: str, options: Options = DEFAULT_OPTIONS) -> Verdict:
+    """The verdict of one input named by the user: a transcript file, '-', or a dump file.
+
+    A dump file (savecore's unix.N, vmcore.N or vmdump.N, or a process core) is analysed by running
+    mdb on it (analyse_dump); anything else is read as a transcript and triaged. Never raises: a bad
+    input or a failing tool becomes a `status='error'` Verdict with its reason.
+    """
+    from dumpscope.bulk import triage_source  # bulk runs many of these; it imports this module
+
+    dump = dump_files(name) if name != "-" else None
+    if dump is not None:
+        return analyse_dump(dump, options)
+    src = read_source(name, max_bytes=options.max_bytes, digest=False)
+    return triage_source(src, options.signatures())
+
+
+def analyse_dump(dump: DumpFiles, options: Options = DEFAULT_OPTIONS) -> Verdict:
+    """The verdict of a crash dump, from mdb run on it; never raises (see dump_verdict)."""
+    return dump_verdict(dump, options)[0]
+
+
+def dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
+    """(verdict, cacheable) of a crash dump.
+
+    Runs `savecore -f vmdump.N DIR` first when only the compressed dump exists, then `mdb -e` with
+    the first-pass dcmds (mdb.first_pass), triages what mdb printed, and when the verdict's hints
+    name a declared follow-up dcmd with a concrete address (the 12476 remover's
+    `ADDR::findstack -v`), runs those too and triages both passes' output together. What mdb
+    printed is saved under the tools' transcript directory. A verdict is cacheable when it says
+    something about the dump itself (a triage, or mdb unable to load it), not about this machine
+    (no mdb, a timeout, savecore out of space).
+    """
+    try:
+        return _dump_verdict(dump, options)
+    except Exception as exc:  # noqa: BLE001 - one bad dump must not stop the others
+        return _error(dump, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]), False
+
+
+def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
+    if dump.problem is not None:
+        return _error(dump, dump.problem), False
+    sigs = options.signatures()
+    tools = options.resolved_tools()
+    commands = first_pass(sigs, dump.kind)
+    if tools.mdb is None:
+        return _error(dump, needs_mdb(dump, commands, tools.work)), False
+    key = identity(dump)
+    notes: list[str] = []
+    try:
+        unix, vmcore = dump.unix, dump.vmcore
+        if dump.kind is DumpKind.KERNEL and not (unix and vmcore):
+            unix, vmcore = savecore(dump, tools, key)
+            notes.append(f"expanded by savecore into {os.path.dirname(vmcore)}")
+        first = run_mdb(mdb_argv(tools.mdb, commands, dump, unix, vmcore), tools)
+    except DumpFailure as exc:
+        # mdb unable to read the dump is a fact about the dump; anything else may pass
+        return _error(dump, str(exc)), str(exc).startswith("mdb could not load the dump")
+    if first.note:
+        notes.append(first.note)
+    text = first.text
+    verdict = _triage(text, dump, sigs)
+    more = follow_ups(verdict.hints, sigs, commands)
+    if more and verdict.status == "ok":
+        try:
+            second = run_mdb(mdb_argv(tools.mdb, more, dump, unix, vmcore), tools)
+        except DumpFailure as exc:
+            notes.append(f"follow-up pass ({'; '.join(more)}) failed: {exc}")
+        else:
+            before = verdict.confidence
+            text = text + ("" if text.endswith("\n") else "\n") + second.text
+            verdict = _triage(text, dump, sigs)
+            was = before.value if before is not None else "no match"
+            now = verdict.confidence.value if verdict.confidence is not None else "no match"
+            notes.append(f"follow-up pass ran {'; '.join(more)}: {was} -> {now}")
+            if second.note:
+                notes.append(second.note)
+    notes.append(_save(text, dump, tools))
+    if verdict.status != "ok":
+        reason = f"mdb printed nothing dumpscope can read ({verdict.error})"
+        return _error(dump, reason, tuple(notes)), True
+    if dump.kind is DumpKind.PROCESS:
+        notes.insert(0, "a user process core, not a kernel crash dump")
+        verdict = replace(verdict, title=f"user process core: {verdict.title}")
+    return replace(verdict, notes=verdict.notes + tuple(notes)), True
+
+
+def _triage(text: str, dump: DumpFiles, sigs: SignatureSet) -> Verdict:
+    from dumpscope.triage import triage_text
+
+    return triage_text(text, dump.name, sigs)
+
+
+def _save(text: str, dump: DumpFiles, tools: Tools) -> str:
+    # One file per dump, named for where the dump is: /var/crash/volatile/vmcore.0 ->
+    # var-crash-volatile.dump.0.txt, so a dump's transcript is found again by its path.
+    where = os.path.abspath(os.path.dirname(dump.name)).strip(os.sep).replace(os.sep, "-") or "root"
+    leaf = f"dump.{dump.number}" if dump.kind is DumpKind.KERNEL else os.path.basename(dump.name)
+    path = os.path.join(tools.transcripts, f"{where}.{leaf}.txt")
+    try:
+        os.makedirs(tools.transcripts, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        return f"could not save the mdb transcript to {path}: {exc.strerror or exc}"
+    return f"mdb transcript saved as {path}"
+
+
+def _error(dump: DumpFiles, reason: str, notes: tuple[str, ...] = ()) -> Verdict:
+    return Verdict(source=dump.name, status="error", error=reason, bucket="", title=f"error: {reason}", notes=notes)
