@@ -7,7 +7,8 @@ from dataclasses import dataclass, replace
 
 from dumpscope.crashdir import DumpFiles, DumpKind, dump_files, identity
 from dumpscope.mdb import DumpFailure, Tools, first_pass, follow_ups, mdb_argv, needs_mdb, run_mdb, savecore
-from dumpscope.signatures import SignatureSet, signature_set
+from dumpscope import signatures as _signatures
+from dumpscope.signatures import SignatureSet
 from dumpscope.sources import DEFAULT_MAX_BYTES, read_source
 from dumpscope.verdict import Verdict
 
@@ -31,7 +32,7 @@ class Options:
 
     def signatures(self) -> SignatureSet:
         """The signature set these options name (loaded once per process)."""
-        return signature_set(self.site)
+        return _signatures.signature_set(self.site)  # looked up at call time (tests replace it)
 
     def resolved_tools(self) -> Tools:
         """`tools`, or mdb and savecore from the PATH with the default work directory."""
@@ -102,7 +103,7 @@ def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
         notes.append(first.note)
     text = first.text
     verdict = _triage(text, dump, sigs)
-    more = follow_ups(verdict.hints, sigs, commands)
+    more = follow_ups((h.command for h in verdict.hints), sigs, commands)
     if more and verdict.status == "ok":
         try:
             second = run_mdb(mdb_argv(tools.mdb, more, dump, unix, vmcore), tools)

@@ -34,7 +34,7 @@ app = typer.Typer(
     name="dumpscope",
     help="Triage illumos/SmartOS kernel crash dumps from mdb transcripts.\n\n"
     "Example: mdb -e '::status; $C; ::stacks -c cyclic_remove_here' 0 | dumpscope triage",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -57,12 +57,30 @@ PathArg = Annotated[
 FormatOpt = Annotated[OneFormat, typer.Option("--format", "-f", help="Output format.")]
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from dumpscope import __version__
+
+        sys.stdout.write(f"dumpscope {__version__}\n")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on internal errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print dumpscope's version and exit.",
+                                          callback=_show_version, is_eager=True)] = False,
 ) -> None:
     global _debug
     _debug = debug
+
+
+SignaturesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--signatures", metavar="DIR", show_default=False,
+                 help="A site's signature directory (repeatable), after those in $DUMPSCOPE_SIGNATURES; "
+                 "a site signature with a bundled id replaces it."),
+]
 
 
 def _err(message: str) -> None:
@@ -160,7 +178,7 @@ def triage_cmd(
         "--format", "-f", help="Output format [default: text for one file, table for several].",
         show_default=False)] = None,
     jobs: Annotated[int | None, typer.Option(
-        "--jobs", "-j", min=1, help="Worker processes [default: every CPU]; 1 runs in-process.",
+        "--jobs", "-j", min=0, help="Worker processes [default: 0, every CPU]; 1 runs in-process.",
         show_default=False)] = None,
     summary: Annotated[bool, typer.Option(
         "--summary", help="Print counts per signature and bucket (with first/last build and an example) "
@@ -174,13 +192,40 @@ def triage_cmd(
     new_only: Annotated[bool, typer.Option(
         "--new-only", help="With --db: print only the inputs new to the history whose signature or bucket "
         "is new, or that matched a known bug on a build that has its fix; exit 4 when there are any.")] = False,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", metavar="GLOB", help="In directories, exactly the files matching GLOB (repeatable; "
+        "matched against the path below the directory and the base name) are inputs.",
+        show_default=False)] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", metavar="GLOB", help="In directories, files matching GLOB are not inputs (repeatable).",
+        show_default=False)] = None,
+    signatures: SignaturesOpt = None,
+    mdb: Annotated[str | None, typer.Option(
+        "--mdb", metavar="PATH", help="The mdb to run on dumps [default: mdb on the PATH].",
+        show_default=False)] = None,
+    savecore: Annotated[str | None, typer.Option(
+        "--savecore", metavar="PATH", help="The savecore that expands vmdump.N [default: savecore on the PATH].",
+        show_default=False)] = None,
+    work: Annotated[str | None, typer.Option(
+        "--work", metavar="DIR", help="Where savecore expands compressed dumps and transcripts are saved "
+        "[default: ~/.cache/dumpscope/work]; nothing is ever written beside a dump.", show_default=False)] = None,
+    save_transcripts: Annotated[str | None, typer.Option(
+        "--save-transcripts", metavar="DIR", help="Where what mdb printed for each dump is saved "
+        "[default: WORK/transcripts].", show_default=False)] = None,
+    mdb_timeout: Annotated[float, typer.Option(
+        "--mdb-timeout", metavar="SECONDS", min=1, help="Time limit of each savecore or mdb run.")] = 3600.0,
 ) -> int:
-    """classify crash transcripts, with evidence.
+    """classify crash dumps and transcripts, with evidence.
 
-    Says what crashed, how sure it is and why, for one transcript or many. Matches each
+    Says what crashed, how sure it is and why, for one dump or transcript or many. Matches each
     transcript against the known signatures (illumos 12476 and others) and gives
     every crash a stable bucket. Bad inputs become error rows; every input is reported exactly once,
     in order.
+
+    A crash directory (/var/crash/volatile) is read as savecore leaves it: one row per dump N,
+    analysed by running mdb on it (savecore -f first for a compressed vmdump.N, into --work).
+
+    Example: dumpscope triage /var/crash/volatile --cache ~/.cache/dumpscope.db
 
     Example: mdb -e '::status; $C; ::stacks -c cyclic_remove_here' 0 | dumpscope triage
 
@@ -194,7 +239,11 @@ def triage_cmd(
       3  internal error (rerun with --debug)
       4  --new-only: some inputs are new or regressed crashes (they are what is printed)
     """
+    from dumpscope.analyse import Options, default_work
     from dumpscope.bulk import triage_rows
+    from dumpscope.crashdir import select, skip_summary
+    from dumpscope.mdb import Tools
+    from dumpscope.signatures import site_dirs
 
     given = list(paths) if paths else [_stdin_path(None)]
     if db and cache and os.path.abspath(db) != os.path.abspath(cache):
@@ -224,7 +273,16 @@ def triage_cmd(
         stdin_bytes = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
         stdin = io.BytesIO(stdin_bytes)
 
-    store = _open_cache(cache) if cache else None
+    for tool, where in (("--mdb", mdb), ("--savecore", savecore)):
+        if where is not None and not (os.path.isfile(where) and os.access(where, os.X_OK)):
+            raise click.exceptions.BadParameter(f"{where} is not an executable file", param_hint=tool)
+    work_dir = os.path.abspath(work or default_work())
+    tools = Tools.find(mdb and os.path.abspath(mdb), savecore and os.path.abspath(savecore), work_dir,
+                       save_transcripts and os.path.abspath(save_transcripts), mdb_timeout)
+    options = Options(site_dirs(signatures or ()), tools)
+    options.signatures()  # a bad site file is one clear error before any work
+    chosen = select(given, include or (), exclude or ())
+    store = _open_cache(cache, options) if cache else None
     recorder = _recorder(store) if store is not None else None
     bar = _Progress() if sys.stderr is not None and sys.stderr.isatty() else None
     failed = alerts = 0
@@ -232,7 +290,8 @@ def triage_cmd(
     # Table, CSV and --summary read only a few fields of each verdict: cached rows give just those,
     # without fetching or decoding the stored JSON. JSON output splices the stored rows through.
     brief = summary or fmt in (Format.table, Format.csv)
-    rows = triage_rows(given, jobs=jobs, cache=store, stdin=stdin, progress=bar, docs=not brief, compact=True)
+    rows = triage_rows(given, jobs=jobs, cache=store, stdin=stdin, progress=bar, docs=not brief, compact=True,
+                       options=options, selection=chosen)
     write = sys.stdout.write
     try:
         first = True
@@ -273,6 +332,8 @@ def triage_cmd(
         finally:
             if store is not None:
                 store.close()
+    if chosen.skipped:
+        sys.stderr.write(f"dumpscope: {skip_summary(chosen.skipped)}\n")
     if new_only and not collected:
         pass  # nothing new: no output at all (a cron job mails whatever is printed)
     elif summary:
@@ -306,12 +367,12 @@ def _recorder(store: Cache) -> Recorder:
     return Recorder(store)
 
 
-def _open_cache(path: str):  # type: ignore[no-untyped-def]
+def _open_cache(path: str, options):  # type: ignore[no-untyped-def]
     from dumpscope import __version__
     from dumpscope.cache import Cache
-    from dumpscope.signatures import signature_set
 
-    return Cache(path, signature_set().version, __version__, warn=_warn)
+    # keyed by the whole signature set, site files included: adding one re-triages what it could change
+    return Cache(path, options.signatures().version, __version__, warn=_warn)
 
 
 def _transcript_lines(source: str, stdin_bytes: bytes | None) -> list[str] | None:
@@ -505,23 +566,73 @@ def explore_cmd(
     return EXIT_OK
 
 
-@app.command("signatures")
-def signatures_cmd(fmt: FormatOpt = OneFormat.text) -> int:
-    """list the known crash signatures.
+signatures_app = typer.Typer(
+    name="signatures",
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(signatures_app)
+
+
+@signatures_app.callback(invoke_without_command=True)
+def signatures_cmd(ctx: typer.Context, fmt: FormatOpt = OneFormat.text, signatures: SignaturesOpt = None) -> int:
+    """list the known crash signatures, or check a site's signature directory (signatures check).
+
+    Lists the bundled signatures and a site's (--signatures, $DUMPSCOPE_SIGNATURES); a site
+    signature says which file it came from.
 
     Example: dumpscope signatures --format json | jq -r .id
-    """
-    from dumpscope.render import escape, to_json_line
-    from dumpscope.signatures import signature_set
 
-    sigs = signature_set()
+    Example: dumpscope signatures check /etc/dumpscope/signatures --against /var/crash/transcripts
+    """
+    if ctx.invoked_subcommand is not None:
+        return EXIT_OK
+    from dumpscope.render import escape, to_json_line
+    from dumpscope.signatures import signature_set, site_dirs
+
+    sigs = signature_set(site_dirs(signatures or ()))
     for sig in sigs:
         if fmt is OneFormat.json:
             sys.stdout.write(to_json_line({"schema": "dumpscope.signature/1", "id": sig.id, "title": sig.title,
-                                           "bugs": list(sig.bugs), "version": sigs.version}) + "\n")
+                                           "bugs": list(sig.bugs), "version": sigs.version,
+                                           "file": sig.path, "dcmds": list(sig.dcmds)}) + "\n")
         else:
-            sys.stdout.write(f"{sig.id:<28} {escape(sig.title)}  [{', '.join(sig.bugs)}]\n")
+            where = f"  (site: {escape(sig.path)})" if sig.site else ""
+            sys.stdout.write(f"{sig.id:<28} {escape(sig.title)}  [{', '.join(sig.bugs)}]{where}\n")
     return EXIT_OK
+
+
+@signatures_app.command("check")
+def signatures_check_cmd(
+    directory: Annotated[str, typer.Argument(metavar="DIR", help="The site's signature directory.")],
+    against: Annotated[str | None, typer.Option(
+        "--against", metavar="DIR", help="Transcripts to check the signatures on (X.expect beside X.txt may "
+        "say SIGNATURE: id or NOT_SIGNATURE: id).", show_default=False)] = None,
+) -> int:
+    """lint a signature directory: schema, unsafe regexes, duplicate ids, hits, overlaps, near misses.
+
+    Prints one 'file:line: severity: message' line per finding and a count; exits 1 on any error,
+    so a site can run it in its own CI.
+
+    Example: dumpscope signatures check site-signatures/ --against site-transcripts/
+
+    \b
+    Exit codes:
+      0  no errors (warnings and notes may be printed)
+      1  at least one error
+      2  usage error
+    """
+    from dumpscope.render import escape
+    from dumpscope.sigcheck import Severity, check_signatures
+
+    findings = check_signatures(directory, against)
+    for f in findings:
+        sys.stdout.write(escape(f.text()) + "\n")
+    errors = sum(f.severity is Severity.ERROR for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    sys.stdout.write(f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}\n")
+    return EXIT_INPUT if errors else EXIT_OK
 
 
 class _Progress:

@@ -117,6 +117,7 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
         if arg == "-" or not os.path.isdir(arg):
             _take(arg, inputs, dumps)
             continue
+        start = len(inputs)
         for path in expand([arg]):
             rel = os.path.relpath(path, arg) if path != arg else os.path.basename(path)
             reason = _skip_reason(rel, include, exclude)
@@ -124,6 +125,12 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
                 skipped.append(Skipped(path, reason))
                 continue
             _take(path, inputs, dumps)
+        # Dumps in the order of their number (vmdump.0 before unix.1 + vmcore.1, dump 2 before
+        # dump 10), in the places the walk gave dumps; transcripts keep theirs.
+        slots = [i for i in range(start, len(inputs)) if inputs[i] in dumps]
+        ordered = sorted((inputs[i] for i in slots), key=lambda n: (os.path.dirname(n), dumps[n].number or 0, n))
+        for i, name in zip(slots, ordered, strict=True):
+            inputs[i] = name
     return Selection(tuple(inputs), dumps, tuple(skipped))
 
 

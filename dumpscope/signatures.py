@@ -57,9 +57,11 @@ __all__ = [
     "load_irrelevant_frames",
     "load_signature_set",
     "load_signatures",
+    "parse_signature_file",
     "resolve",
     "signature_set",
     "site_dirs",
+    "site_files",
 ]
 
 # The path prefix of the bundled signature files (Signature.path); anything else came from a site.
@@ -274,12 +276,8 @@ class Signature:
     # mdb commands that settle this signature on a dump; '{address}' ones are follow-ups, run once a
     # first pass names the address (the 12476 remover's '{address}::findstack -v')
     dcmds: tuple[str, ...] = ()
+    site: bool = False  # from a site directory (--signatures, $DUMPSCOPE_SIGNATURES), not dumpscope's own data
     replaces: str = ""  # the bundled file this site signature replaces (same id), else ''
-
-    @property
-    def site(self) -> bool:
-        """True when the signature came from a site directory, not from dumpscope's own data."""
-        return not self.path.startswith(BUNDLED_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,12 +541,14 @@ def _assemble(bundled: list[tuple[str, bytes]], site: list[tuple[str, bytes]]) -
     by_id: dict[str, Signature] = {}
     notes: list[BucketNote] = []
     texts: dict[str, str] = {}
-    for name, data in bundled + site:
+    for n, (name, data) in enumerate(bundled + site):
         digest.update(Path(name).name.encode() + b"\0" + data + b"\0")
         sig, file_notes = _parse_any(name, data)
         notes.extend(file_notes)
         if sig is None:
             continue
+        if n >= len(bundled):
+            sig = replace(sig, site=True)
         texts[name] = data.decode("utf-8")
         old = by_id.get(sig.id)
         if old is not None:
@@ -667,6 +667,12 @@ _FIXLINE_KEYS = {"name", "commit", "date", "build"}
 # Names triage fills in for events and hints besides a signature's own bindings.
 EXTRA_FIELDS = frozenset({"handler", "remover", "address", "panic_message"})
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
+
+
+def parse_signature_file(path: str, data: bytes) -> Signature | None:
+    """The signature of one file's bytes, or None for a site file of [[notes]] only; raises
+    SignatureFileError (path, line, message) when the file is bad."""
+    return _parse_any(path, data)[0]
 
 
 def _parse_file(path: str, data: bytes) -> Signature:

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT, TRANSCRIPTS
 from dumpscope.cli import app, main
 
-COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+COMMANDS = sorted([c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+                  + [g.name or g.typer_instance.info.name for g in app.registered_groups])  # type: ignore[misc, union-attr]
 README = (ROOT / "README.md").read_text()
 
 
@@ -25,9 +26,9 @@ def test_the_commands() -> None:
     assert COMMANDS == ["explore", "history", "parse", "replay", "report", "signatures", "triage"]
 
 
-@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("name", COMMANDS + ["signatures check"])
 def test_each_command_has_help_and_a_readme_example(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run([name, "--help"], capsys)
+    code, out, _ = run([*name.split(), "--help"], capsys)
     assert code == 0
     assert "Example:" in out
     # dcmd style: a short lowercase description line

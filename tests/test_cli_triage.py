@@ -144,7 +144,7 @@ def test_stdin_when_no_path_and_piped(capsys, monkeypatch) -> None:
 @pytest.mark.parametrize("args", [
     ["triage"],  # stdin is a terminal and no path
     ["triage", "--format", "yaml", "x"],
-    ["triage", "--jobs", "0", "x"],
+    ["triage", "--jobs", "-1", "x"],
     ["triage", "--explain", "--format", "json", "x"],
 ])
 def test_usage_errors_exit_2(args: list[str], capsys, monkeypatch) -> None:
@@ -162,7 +162,7 @@ def test_cache_option_writes_only_its_file_and_follows_the_signature_version(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dumps", "triage.cache"]
     # a new signature set: the old rows must not be reused (the command triages again)
     real = signatures_mod.signature_set
-    monkeypatch.setattr(signatures_mod, "signature_set", lambda: dataclasses.replace(real(), version="changed"))
+    monkeypatch.setattr(signatures_mod, "signature_set", lambda site=(): dataclasses.replace(real(site), version="changed"))
     import dumpscope.triage as triage_mod
 
     calls: list[str] = []
@@ -177,7 +177,7 @@ def test_help_documents_exit_codes_and_a_piped_example(capsys, monkeypatch) -> N
     rc, out, _ = run(["triage", "--help"], capsys, monkeypatch)
     assert rc == 0
     text = " ".join(out.split())
-    assert "classify crash transcripts, with evidence." in text
+    assert "classify crash dumps and transcripts, with evidence." in text
     assert "| dumpscope triage" in text
     for code in ("0 every input was triaged", "1 some inputs could not be read", "2 usage error"):
         assert code in text
