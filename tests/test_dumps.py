@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dumpscope import cli
+from conftest import run_cli
+
 from dumpscope.analyse import Options, analyse, analyse_dump, dump_verdict
 from dumpscope.crashdir import dump_files
 from dumpscope.mdb import STANDARD_DCMDS, Tools, first_pass, follow_ups, mdb_argv
@@ -29,11 +30,7 @@ from _fakes import FakeTools, crash_tree, install, write_dump  # noqa: E402
 REMOVER_HINT = "fffffe55d37b8080::findstack -v"
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(args)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
+run = run_cli
 
 
 def snapshot(d: Path) -> dict[str, tuple[int, int]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dumpscope import cli
+from conftest import run_cli
+
 from dumpscope.errors import SignatureFileError
 from dumpscope.signatures import ENV_SIGNATURES, load_signature_set, site_dirs
 from dumpscope.triage import triage_text
@@ -38,11 +39,7 @@ function = "dsl_dir_tempreserve_clear"
 '''
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        cli.main(args)
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
+run = run_cli
 
 
 def site(tmp_path: Path, files: dict[str, str]) -> Path:
