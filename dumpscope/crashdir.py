@@ -200,13 +200,18 @@ _ELF_MAGIC = b"\x7fELF"
 _ET_CORE = 4
 
 
-def _is_elf_core(path: str) -> bool:
-    # e_ident: magic, class, data (1 little-endian, 2 big-endian), ...; e_type follows at offset 16
+def _head(path: str, size: int) -> bytes:
+    # A dump or core is never read whole: its header is all that is needed
     try:
         with open(path, "rb") as f:
-            head = f.read(18)
+            return f.read(size)
     except OSError:
-        return False
+        return b""
+
+
+def _is_elf_core(path: str) -> bool:
+    # e_ident: magic, class, data (1 little-endian, 2 big-endian), ...; e_type follows at offset 16
+    head = _head(path, 18)
     if len(head) < 18 or head[:4] != _ELF_MAGIC or head[5] not in (1, 2):
         return False
     order = "<" if head[5] == 1 else ">"
@@ -237,11 +242,7 @@ class DumpHeader:
 
 def read_header(path: str) -> DumpHeader | None:
     """The dumphdr_t at the start of a vmcore.N or vmdump.N, or None when the file does not start with one."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(_HEADER_BYTES)
-    except OSError:
-        return None
+    head = _head(path, _HEADER_BYTES)
     if len(head) < 16:
         return None
     for order in ("<", ">"):

@@ -10,7 +10,7 @@ import os
 import re
 import string
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as _field
 from enum import StrEnum
@@ -454,13 +454,8 @@ def load_crash_kinds(text: str | None = None, path: str = "dumpscope/data/crash_
         raise SignatureFileError(path, None, f"TOML syntax: {exc}") from None
     ctx = _Ctx(path, text)
     _keys(ctx, doc, {"kinds"}, ())
-    raw = doc.get("kinds", [])
-    if not isinstance(raw, list):
-        raise ctx.fail(("kinds",), "kinds must be an array of tables ([[kinds]])")
     out = []
-    for i, k in enumerate(raw):
-        w: tuple[str | int, ...] = ("kinds", i)
-        _keys(ctx, k, _KIND_KEYS, w)
+    for w, k in _tables(ctx, doc.get("kinds", []), "kinds", _KIND_KEYS):
         pats = {key: _regex(ctx, k, key, w) if key in k else None for key in ("message", "also", "frames")}
         bucket = _str(ctx, k, "bucket", w) if "bucket" in k else ""
         if pats["message"] is None and pats["frames"] is None and not bucket:
@@ -762,13 +757,19 @@ _NOTE_KEYS = {"bucket", "signature", "ticket", "owner", "note"}
 _BUCKET_RE = re.compile(r"[0-9a-f]{10}")
 
 
-def _bucket_notes(ctx: _Ctx, raw: Any) -> tuple[BucketNote, ...]:
+def _tables(ctx: _Ctx, raw: Any, key: str, allowed: set[str]) -> Iterator[tuple[tuple[str | int, ...], Any]]:
+    # The entries of an array of tables ([[key]]), each with where it is and its keys checked
     if not isinstance(raw, list):
-        raise ctx.fail(("bucket_notes",), "bucket_notes must be an array of tables ([[bucket_notes]])")
+        raise ctx.fail((key,), f"{key} must be an array of tables ([[{key}]])")
+    for i, table in enumerate(raw):
+        w: tuple[str | int, ...] = (key, i)
+        _keys(ctx, table, allowed, w)
+        yield w, table
+
+
+def _bucket_notes(ctx: _Ctx, raw: Any) -> tuple[BucketNote, ...]:
     out = []
-    for i, nt in enumerate(raw):
-        w: tuple[str | int, ...] = ("bucket_notes", i)
-        _keys(ctx, nt, _NOTE_KEYS, w)
+    for w, nt in _tables(ctx, raw, "bucket_notes", _NOTE_KEYS):
         keys = [k for k in ("bucket", "signature") if k in nt]
         if len(keys) != 1:
             raise ctx.fail(w, "a note names exactly one 'bucket' (its 10-digit id) or 'signature' (an id)")
