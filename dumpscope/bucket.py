@@ -318,7 +318,11 @@ def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequen
         if len(short) > 80:
             short = short[:77].rstrip() + "..."
         return f"{short}{where}"
-    # no panic message in the transcript: say what the stack shows
+    # no panic message in the transcript: say what the trap record and the stack show
+    trap = dump.trap
+    if trap is not None and trap.type:
+        name = f" ({trap.name.lower()})" if trap.name else ""
+        return f"trap type={trap.type}{name}{where or _trap_where(trap)}"
     if names & {"die", "trap", "cmntrap", "_cmntrap"}:
         return f"BAD TRAP{where}" if where else "BAD TRAP (panic message not captured)"
     if "zfs_panic_recover" in names:

@@ -127,9 +127,9 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
 
     src = _read_one(_stdin_path(path))
     dump = parse_transcript(src.text, src.name)
-    if dump.empty:
-        from dumpscope.triage import NO_MDB_OUTPUT
+    from dumpscope.triage import NO_MDB_OUTPUT, nothing_usable
 
+    if nothing_usable(dump, src.text):  # the same test triage makes: parse and triage agree on errors
         raise InputError(f"{src.name}: {NO_MDB_OUTPUT}")
     if src.notes:
         dump = _with_notes(dump, src.notes)

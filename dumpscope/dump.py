@@ -98,6 +98,10 @@ class Stack:
     frames: tuple[Frame, ...]  # innermost (the panic call) first
     command: str | None = None  # '$C', '$c', '::stack', or None when no prompt was seen
     console: bool = False  # True for a kernel console / msgbuf / syslog traceback
+    # Oracle Solaris 11.4 typed frames, one per frame when printed: (return type, argument types);
+    # the frames' args keep the values
+    types: tuple[tuple[str | None, tuple[str | None, ...]], ...] = ()
+    trap_frame: int | None = None  # index of the frame marked '<trap>' (Solaris 11.4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ FORMAT_GRAMMARS = (
     "console",
     "fma",
     "trap",
+    "typed",
     "transcript",
 )
 

@@ -673,12 +673,14 @@ class LineLexer:
                 return i
             end = j + 1
         pieces = [value]
+        widths = [len(lines[i - 1])]
         for j in range(i, end):
             if kinds.names[j] != "BLANK":
                 if not value and len(pieces) == 1:
                     payload.groups = dict(payload.groups, text_line=str(j + 1))
                 pieces.append(lines[j].strip())
-        payload.groups = dict(payload.groups, value=_join_wrapped(pieces))
+                widths.append(len(lines[j]))
+        payload.groups = dict(payload.groups, value=_join_wrapped(pieces, widths))
         return end
 
     def _join_console_panic(self, data: LexInput, kinds: _Kinds, i: int,
@@ -686,6 +688,7 @@ class LineLexer:
         lines = data.lines
         msg = (payload.groups.get("msg") or "").strip()
         pieces = [payload.groups.get("msg") or ""]
+        widths = [len(lines[i - 1])]
         if not msg:
             # "panic[cpu2]/thread=...:" with the message on the next line (msgbuf, syslog)
             j = i
@@ -694,6 +697,7 @@ class LineLexer:
             if j >= len(kinds.names) or kinds.names[j] in ("FRAME", "CONSOLE_FRAME", "PROMPT"):
                 return i
             pieces = [lines[j].strip()]
+            widths = [len(lines[j])]
             payload.groups = dict(payload.groups, text_line=str(j + 1))
             i = j + 1
         # a message re-wrapped by a mailer or a web page continues on plain lines of words
@@ -701,20 +705,33 @@ class LineLexer:
             if i < len(kinds.names) and kinds.names[i] == "OTHER" and len(lines[i - 1].strip()) >= 60 \
                     and _WORDY.search(lines[i]):
                 pieces.append(lines[i].strip())
+                widths.append(len(lines[i]))
                 i += 1
             else:
                 break
-        payload.groups = dict(payload.groups, msg=_join_wrapped(pieces))
+        payload.groups = dict(payload.groups, msg=_join_wrapped(pieces, widths))
         return i
 
 
-def _join_wrapped(pieces: list[str]) -> str:
+# mdb's autowrap (before illumos 11186) cuts an item longer than the terminal at the terminal's width,
+# 80 columns when it is unknown, even inside a word ('NULL pointer deref' / 'erence'); a mailer or a
+# web page wraps at a space, and its lines are shorter than that.
+_MDB_WRAP_COLUMN = 80
+
+
+def _join_wrapped(pieces: list[str], widths: list[int] | None = None) -> str:
+    """The pieces of a wrapped message as one line: glued where mdb cut a word at the terminal width
+    (the line before is that long and the cut falls between two letters or digits), with a space
+    where the text was wrapped at a space."""
     out = ""
-    for piece in pieces:
+    for k, piece in enumerate(pieces):
         if not out:
             out = piece
         elif out.endswith(" "):
             out += piece.lstrip()
+        elif (widths is not None and widths[k - 1] >= _MDB_WRAP_COLUMN and out[-1:].isalnum()
+              and piece.lstrip()[:1].isalnum()):
+            out += piece.lstrip()  # cut mid-word by mdb: no space was there
         else:
             out += " " + piece.strip()
     return out.strip()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
-from dumpscope.records import fma_record, panicstack_frames, trap_records
+from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
 from dumpscope.grammar import line_lexer, table_parser
 from dumpscope.lexer import (
     LexInput,
@@ -268,6 +268,10 @@ class _Build:
                 "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
 
+
+    def typed(self, c: list[Tok]) -> _Item:
+        start, end = _span(c)
+        return _Item(SectionKind.STACK, start, end, typed_stack([tok.value for tok in c]))
 
     def fma(self, c: list[Tok]) -> _Item:
         start, end = _span(c)

@@ -6,10 +6,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from dumpscope.dump import FmaRecord, Frame, Trap
+from dumpscope.dump import FmaRecord, Frame, Stack, Trap
 from dumpscope.lexer import LineTok
 
-__all__ = ["fma_record", "panicstack_frames", "trap_records"]
+__all__ = ["fma_record", "panicstack_frames", "trap_records", "typed_stack"]
 
 # One panicstack entry: 'unix:die+dd ()'. Offsets are hex without 0x, as the console prints them
 # (uts/common/os/panic.c); the list is joined with ' | ' and ends with ' |'.
@@ -182,3 +182,69 @@ def _dotted(text: str | None) -> int | None:
         return int(text.replace(".", ""), 16)
     except ValueError:
         return None
+
+
+def typed_stack(lines: Sequence[LineTok]) -> Stack:
+    """A Solaris 11.4 typed stack (typed.lark): frames whose args keep the values, and per frame the
+    return type and argument types as text. An empty argument slot ends the values (arguments are
+    positional: a later value must not slide into its place) but keeps its place among the types."""
+    frames: list[Frame] = []
+    types: list[tuple[str | None, tuple[str | None, ...]]] = []
+    trap_frame = None
+    for tok in lines:
+        g = tok.groups
+        slots = _split_args(g["args"] or "")
+        values: list[int] = []
+        arg_types: list[str | None] = []
+        stopped = False
+        for slot in slots:
+            arg_type, value = _typed_arg(slot)
+            arg_types.append(arg_type)
+            if value is None:
+                stopped = True
+            elif not stopped:
+                values.append(value)
+        off = g["off"]
+        offset = int(off, 16) if off and off.startswith("0x") else int(off) if off else None
+        if g["trap"] and trap_frame is None:
+            trap_frame = len(frames)
+        frames.append(Frame(tok.line, g["func"], g["mod"], offset, tuple(values)))
+        types.append((g["ret"], tuple(arg_types)))
+    return Stack(frames[0].line, tuple(frames), types=tuple(types), trap_frame=trap_frame)
+
+
+def _split_args(text: str) -> list[str]:
+    # top-level commas only: a type may hold parentheses of its own ('(int (*)(void))0x...')
+    if not text.strip():
+        return []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [part.strip() for part in out]
+
+
+_TYPED_ARG = re.compile(r"^(?:\((?P<type>[^()]*(?:\([^()]*\)[^()]*)*)\))?\s*(?P<value>\S*)$")
+
+
+def _typed_arg(slot: str) -> tuple[str | None, int | None]:
+    # '(vfs_t *)0x640050574b70' -> ('vfs_t *', 0x640050574b70); '' -> (None, None); '0' -> (None, 0)
+    m = _TYPED_ARG.match(slot)
+    if m is None or not m["value"]:
+        return (m["type"] if m else None), None
+    value = m["value"]
+    try:
+        number = 0 if value == "NULL" else int(value, 16) if value.lower().startswith("0x") else int(value, 16)
+    except ValueError:
+        number = None
+    return m["type"], number

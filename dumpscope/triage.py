@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful
@@ -14,7 +15,17 @@ from dumpscope.signatures import Signature, SignatureSet, signature_set
 from dumpscope.story import events as story_events
 from dumpscope.verdict import Confidence, Fix, FixStatus, ShownFrame, Verdict
 
-__all__ = ["CONFIDENCE_ORDER", "best_match", "fix_status", "scenario_12476", "site_notes", "triage", "triage_text"]
+__all__ = [
+    "CONFIDENCE_ORDER",
+    "best_match",
+    "fix_status",
+    "nothing_usable",
+    "scenario_12476",
+    "signature_bucket",
+    "site_notes",
+    "triage",
+    "triage_text",
+]
 
 # Strongest first; used to rank matches of different signatures.
 CONFIDENCE_ORDER = (Confidence.CONFIRMED, Confidence.PAIRED, Confidence.LIKELY, Confidence.POSSIBLE)
@@ -71,13 +82,17 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
     )
     if best is None:
         if dump.empty and bkt.title == NO_CRASH_TITLE:
-            # nothing from mdb or the console at all (a README, prose, the wrong file): an error row
-            return Verdict(source=source, status="error", error=NO_MDB_OUTPUT, bucket=bkt.id, title=bkt.title,
-                           notes=tuple(notes))
+            # nothing from mdb or the console at all (a README, prose, the wrong file): an error row,
+            # which gets no bucket (it is not a crash; bulk summaries must not count it as one)
+            return Verdict(source=source, status="error", error=NO_MDB_OUTPUT, bucket="",
+                           title=f"error: {NO_MDB_OUTPUT}", notes=tuple(notes))
         notes.extend(site_notes(sigs, bkt.id, None))
         return Verdict(**base, title=bkt.title, hints=crash_hints(dump, bkt),  # type: ignore[arg-type]
                        notes=tuple(notes))
     sig = best.signature
+    # a known bug's crashes share one bucket, whatever parts of the transcript are present (::status or
+    # not, the remover thread or not): the signature is the bucket
+    sig_bucket = base["bucket"] = signature_bucket(sig.id)
     notes.extend(best.notes)
     for o in others:
         notes.append(f"also matches {o.signature.id} ({o.confidence.value})")
@@ -92,7 +107,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         notes.append(f"matched on a build that already has the fix ({fix.detail}): a regression, "
                      "or a different bug that looks the same")
     events = story_events(sig, best, msg) if best.stack_matched else ()
-    notes.extend(site_notes(sigs, bkt.id, sig))
+    notes.extend(site_notes(sigs, sig_bucket, sig))
     return Verdict(
         **base,  # type: ignore[arg-type]
         signature=sig.id,
@@ -119,6 +134,18 @@ def site_notes(sigs: SignatureSet, bucket_id: str, sig: Signature | None) -> lis
     keys = (bucket_id, sig.id) if sig is not None else (bucket_id,)
     out.extend(f"site note: {n.text()}" for n in sigs.notes_for(*keys))
     return out
+
+
+def signature_bucket(signature_id: str) -> str:
+    """The bucket id of every crash matched to a known signature."""
+    return hashlib.sha1(f"signature|{signature_id}".encode()).hexdigest()[:10]
+
+
+def nothing_usable(dump: Dump, text: str | None = None) -> bool:
+    """True when a transcript holds nothing to triage: no mdb output, console or FMA panic record, trap
+    record, kmem report or panic-shaped text. `parse` and `triage` both call an input with nothing
+    usable an error, and only then."""
+    return dump.empty and bucket(dump, text).title == NO_CRASH_TITLE
 
 
 def best_match(matches: Sequence[Match]) -> tuple[Match | None, tuple[Match, ...]]:

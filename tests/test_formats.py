@@ -1,0 +1,202 @@
+"""Issue 13: the panic records operators have (FMA, trap banners, Solaris 11.4 typed stacks, wrapped and
+flattened pastes) read into the dump model, and verdicts that never call a crash 'no crash'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import TRANSCRIPTS, read_text
+from dumpscope.bucket import NO_CRASH_TITLE, UNREADABLE_TITLE, bucket, recursion
+from dumpscope.cli import main
+from dumpscope.dump import Frame
+from dumpscope.parse import parse_transcript
+from dumpscope.triage import nothing_usable, signature_bucket, triage_text
+
+
+def _fixture(stem: str) -> str:
+    return read_text(TRANSCRIPTS / f"{stem}.txt")
+
+
+# -- wrapped panic messages -------------------------------------------------------------------------
+
+def test_mdb_autowrap_cut_mid_word_is_joined_without_a_space() -> None:
+    # mdb before illumos 11186 cut an item at the terminal width, inside a word (smartos-live#747 shape)
+    head = 'BAD TRAP: type=e (#pf Page fault) rp=ffffff00fbc31ad0 addr=40 occurred in module "ip" due to a NULL pointer deref'
+    assert len(head) >= 80
+    text = ("> ::status\ndebugging crash dump vmcore.2 (64-bit) from headnode\n"
+            "operating system: 5.11 joyent_20160826T112323Z (i86pc)\npanic message:\n"
+            f"{head}\nerence\ndump content: kernel pages only\n")
+    d = parse_transcript(text)
+    assert d.panic_message == head + "erence"
+    assert d.panic_message.endswith("NULL pointer dereference")
+
+
+def test_a_message_wrapped_at_a_space_keeps_its_space() -> None:
+    # a mailer wraps at a space, on lines shorter than a terminal
+    text = ("panic[cpu0]/thread=30001830b80: dtrace: panic action at probe\n"
+            "syscall::mmap:entry (ecb 300000acfc8)\n\n"
+            "000002a10050b840 dtrace:dtrace_probe+518 (fffe, 0, 1830f88, 1830f88, 30002fb8040, 300000acfc8)\n")
+    d = parse_transcript(text)
+    assert d.panic_message == "dtrace: panic action at probe syscall::mmap:entry (ecb 300000acfc8)"
+
+
+def test_an_autowrapped_line_ending_at_a_space_keeps_the_space() -> None:
+    # corpus 008: the cut falls on a space, which mdb left at the end of the line
+    d = parse_transcript(_fixture("smartos-live-574-fss-badtrap-mdb-e-wrapped"))
+    assert d.panic_message is not None and 'in module "FSS" due to' in d.panic_message
+
+
+# -- Solaris 11.4 typed stacks and trap data ----------------------------------------------------------
+
+_SOLARIS_114 = """\
+-- trap data type: 0x31 (data access MMU miss) rp: 0x2a106a651a0 --
+addr: 0xfffffe702ab82298
+pc: 0x7bed3030 mvfs:mfs_getview+0xe0: ldx [%i5 + 0x18], %o0
+npc: 0x7bed3034 mvfs:mfs_getview+0xe4: or %l6, 0x192, %l5 (0x70d92)
+global: %g1 0x7be6d7d4
+%g2 0 %g3 0x1abae
+<trap>mvfs:mfs_getview+0xe0(, 0, 0)
+mvfs:mvfs_sun5_root(0x640050574b70, 0x2a106a65500) - frame recycled
+int genunix:fsop_root+0x10((vfs_t *)0x640050574b70, (vnode_t **)0x2a106a65500)
+int genunix:traverse+0x6c((vnode_t **)0x2a106a655e0, , , , , 0x6400595ccc00)
+"""
+
+
+def test_typed_frames_keep_values_and_types_as_text() -> None:
+    d = parse_transcript(_SOLARIS_114)
+    st = d.panic_stack
+    assert st is not None
+    assert [f.function for f in st.frames] == ["mfs_getview", "mvfs_sun5_root", "fsop_root", "traverse"]
+    assert [f.line for f in st.frames] == [7, 8, 9, 10]
+    fsop = st.frames[2]
+    assert (fsop.module, fsop.offset, fsop.args) == ("genunix", 0x10, (0x640050574b70, 0x2a106a65500))
+    assert st.types[2] == ("int", ("vfs_t *", "vnode_t **"))
+    # an empty slot ends the values (positional) but keeps its place among the types
+    assert st.frames[3].args == (0x2a106a655e0,)
+    assert st.types[3] == ("int", ("vnode_t **", None, None, None, None, None))
+    assert st.trap_frame == 0
+
+
+def test_solaris_114_trap_data_is_a_trap_record_with_the_pc_symbol() -> None:
+    d = parse_transcript(_SOLARIS_114)
+    t = d.trap
+    assert t is not None
+    assert (t.type, t.name, t.pc, t.symbol, t.addr) == ("31", "data access MMU miss", 0x7bed3030,
+                                                         "mvfs:mfs_getview+0xe0", 0xfffffe702ab82298)
+    assert dict(t.lines)["symbol"] == 3
+    v = triage_text(_SOLARIS_114)
+    assert "mfs_getview" in v.title and "type=31" in v.title and NO_CRASH_TITLE not in v.title
+
+
+# -- FMA panic records ---------------------------------------------------------------------------------
+
+def test_fma_record_gives_message_stack_and_members() -> None:
+    d = parse_transcript(_fixture("fma-vioscsi-list-remove-head-fmdump-in-c-comment"))
+    assert d.fma is not None
+    assert d.fma.event == "defect.sunos.kernel.panic"
+    assert d.fma.get("savecore-succcess") == "1" and d.fma.line_of("panicstr") == 37
+    assert d.panic_stack is not None and d.panic_stack.frames[3].function == "list_remove_head"
+
+
+def test_an_fma_record_without_panicstr_is_an_unreadable_panic_record_not_no_crash() -> None:
+    text = _fixture("fma-exfat-159-dump-pending-no-panicstr-fmdump-vp")
+    v = triage_text(text)
+    assert v.status == "ok" and v.title == UNREADABLE_TITLE
+    assert any("without panicstr" in n and "lines" in n for n in v.notes)
+
+
+def test_panic_shaped_text_the_parser_cannot_use_is_never_no_crash() -> None:
+    text = "notes from the console, retyped:\nit said panic[cpu0]/thread=ffffff0006761c40: and the screen went blank\n"
+    v = triage_text(text)
+    assert v.status == "ok"
+    assert v.title == UNREADABLE_TITLE
+    assert any("not understood (lines 2)" in n for n in v.notes)
+
+
+# -- trap records and buckets for crashes without a stack ----------------------------------------------
+
+def test_general_protection_faults_without_a_stack_get_their_own_buckets() -> None:
+    a = triage_text(_fixture("trap-smartos-live-268-ksh93-gp-syslog-registers"))
+    b = triage_text(_fixture("smartos-live-935-vmem-span-destroy-gp-syslog"))
+    third = ("panic[cpu3]/thread=fffffe5947798b80:\nBAD TRAP: type=d (#gp General protection) "
+             "rp=fffffe59403a0f10 addr=0\n\nqemu-system-x86:\n#gp General protection\n"
+             "pid=1234, pc=0xfffffffff7a1c0de, sp=0xfffffe59402feed0, eflags=0x10282\n")
+    c = triage_text(third)
+    assert len({a.bucket, b.bucket, c.bucket}) == 3
+    assert "process qemu-system-x86" in c.title and "pc 0xfffffffff7a1c0de" in c.title
+    # the same fault on another cpu, at other addresses, is the same bucket
+    again = third.replace("cpu3", "cpu9").replace("rp=fffffe59403a0f10", "rp=fffffe5940000010")
+    assert triage_text(again).bucket == c.bucket
+
+
+# -- recursion ---------------------------------------------------------------------------------------
+
+def _frames(*names: str) -> tuple[Frame, ...]:
+    return tuple(Frame(i + 1, n, None, 0x10, ()) for i, n in enumerate(names))
+
+
+def test_recursion_finds_the_repeating_cycle() -> None:
+    frames = _frames("ipf_hook", "mac_rx", "ip_input", "dls_rx_promisc", "mac_tx", "mac_rx", "ip_input",
+                     "dls_rx_promisc")
+    assert recursion(frames) == ("mac_rx", "ip_input", "dls_rx_promisc")  # the run seen twice
+    assert recursion(_frames("a", "b", "c", "a", "d")) == ()  # one repeated function is not recursion
+
+
+def test_recursion_title_only_without_another_message() -> None:
+    text = _fixture("recursion-smartos-live-143-promisc-ip-input-loop")
+    assert triage_text(text).title.startswith("stack overflow: recursion through ")
+    d = parse_transcript(text)
+    from dataclasses import replace
+    asserted = replace(d, panic_message="assertion failed: x == y, file: ../../a.c, line: 1")
+    assert bucket(asserted).title.startswith("assertion failed")
+
+
+# -- buckets: known signatures, 'no crash' kinds, errors -----------------------------------------------
+
+@pytest.mark.parametrize("stem", ["seed-12476-vatpit-status-and-dollar-c", "seed-12476-vhpet-with-remover",
+                                  "illumos-12476-cyclic-reprogram-vatpit"])
+def test_a_known_signature_is_one_bucket_whatever_parts_are_present(stem: str) -> None:
+    v = triage_text(_fixture(stem))
+    assert v.signature == "illumos-12476"
+    assert v.bucket == signature_bucket("illumos-12476")
+
+
+def test_stack_only_12476_excerpt_shares_the_bucket() -> None:
+    # the same crash with ::status cut away
+    text = _fixture("seed-12476-vatpit-status-and-dollar-c")
+    lines = [ln for ln in text.splitlines() if "panic message" not in ln and "operating system" not in ln]
+    v = triage_text("\n".join(lines) + "\n")
+    assert v.signature == "illumos-12476"
+    assert v.bucket == signature_bucket("illumos-12476")
+
+
+def test_no_crash_kinds_are_distinct_buckets_with_honest_titles() -> None:
+    live = triage_text("> ::status\ndebugging live kernel (64-bit) on smartos5\n"
+                       "operating system: 5.11 joyent_20151001T070028Z (i86pc)\n")
+    not_captured = triage_text("> ::status\ndebugging crash dump vmcore.0 (64-bit) from host\n"
+                               "operating system: 5.11 joyent_20151001T070028Z (i86pc)\n")
+    assert live.title == "no panic: live kernel session"
+    assert not_captured.title == "crash dump: panic message and stack not captured"
+    assert live.bucket != not_captured.bucket
+
+
+def test_error_rows_get_no_bucket() -> None:
+    v = triage_text("just some prose about a machine\nthat has nothing to do with mdb\n")
+    assert v.status == "error" and v.bucket == ""
+
+
+def test_parse_and_triage_agree_on_what_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a kmem report alone: triage classifies it, so parse must not call it 'no mdb output'
+    kmem = tmp_path / "kmem.txt"
+    kmem.write_text("kernel memory allocator: buffer freed to wrong cache\nbuffer=ffffff0000000000\n")
+    prose = tmp_path / "prose.txt"
+    prose.write_text("nothing here\n")
+    for path in (kmem, prose):
+        dump = parse_transcript(path.read_text())
+        verdict = triage_text(path.read_text())
+        with pytest.raises(SystemExit) as exc:
+            main(["parse", str(path)])
+        capsys.readouterr()
+        assert (exc.value.code == 1) == (verdict.status == "error") == nothing_usable(dump, path.read_text())
