@@ -118,9 +118,9 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
             _take(arg, inputs, dumps)
             continue
         start = len(inputs)
+        prefix = len(os.path.join(arg, ""))  # expand names each file os.path.join(arg, rel)
         for path in expand([arg]):
-            rel = os.path.relpath(path, arg) if path != arg else os.path.basename(path)
-            reason = _skip_reason(rel, include, exclude)
+            reason = _skip_reason(path[prefix:] if path != arg else os.path.basename(path), include, exclude)
             if reason is not None:
                 skipped.append(Skipped(path, reason))
                 continue
@@ -144,16 +144,16 @@ def _take(path: str, inputs: list[str], dumps: dict[str, DumpFiles]) -> None:
 
 
 def _skip_reason(rel: str, include: Sequence[str], exclude: Sequence[str]) -> SkipReason | None:
-    base = os.path.basename(rel)
-    if any(fnmatch.fnmatchcase(rel, g) or fnmatch.fnmatchcase(base, g) for g in exclude):
+    base = rel[rel.rfind(os.sep) + 1:]
+    if exclude and any(fnmatch.fnmatchcase(rel, g) or fnmatch.fnmatchcase(base, g) for g in exclude):
         return SkipReason.EXCLUDED
     if include:
         hit = any(fnmatch.fnmatchcase(rel, g) or fnmatch.fnmatchcase(base, g) for g in include)
         return None if hit else SkipReason.NOT_INCLUDED
     if base in BOOKKEEPING:
         return SkipReason.BOOKKEEPING
-    stem, suffix = os.path.splitext(base)
-    if suffix.lower() in _NOT_TRANSCRIPT_SUFFIXES or stem.lower().startswith(_NOT_TRANSCRIPT_STEMS):
+    lower = base.lower()
+    if lower[lower.rfind("."):] in _NOT_TRANSCRIPT_SUFFIXES or lower.startswith(_NOT_TRANSCRIPT_STEMS):
         # (a compressed transcript keeps its own suffix last: 'dump.txt.gz' is an input)
         return SkipReason.NOT_TRANSCRIPT
     return None
@@ -175,9 +175,10 @@ def dump_files(path: str) -> DumpFiles | None:
     when both halves exist (no savecore needed), else the compressed vmdump.N; a lone half is a dump
     with a `problem`. A file named core or core.* that is an ELF core file is a process core.
     """
-    directory, base = os.path.split(path)
+    base = path[path.rfind(os.sep) + 1:]  # os.path.split costs more than the rest of a directory walk's step
     m = _SAVECORE_NAME.fullmatch(base)
     if m is not None:
+        directory = os.path.dirname(path)
         n = int(m.group(2))
         unix, vmcore, vmdump = (os.path.join(directory, f"{k}.{m.group(2)}") for k in ("unix", "vmcore", "vmdump"))
         have_unix, have_vmcore, have_vmdump = (os.path.isfile(p) for p in (unix, vmcore, vmdump))
@@ -191,7 +192,7 @@ def dump_files(path: str) -> DumpFiles | None:
                              unix if have_unix else None, vmcore if have_vmcore else None,
                              problem=f"incomplete dump: {have} without {missing} (and no vmdump.{n})")
         return None  # none of them exists: read_source reports the path as it does any other
-    if _CORE_NAME.fullmatch(base) and _is_elf_core(path):
+    if base.startswith("core") and _CORE_NAME.fullmatch(base) and _is_elf_core(path):
         return DumpFiles(path, DumpKind.PROCESS, core=path)
     return None
 
