@@ -12,7 +12,7 @@ from dumpscope.signatures import SignatureSet
 from dumpscope.sources import DEFAULT_MAX_BYTES, read_source
 from dumpscope.verdict import Verdict
 
-__all__ = ["DEFAULT_OPTIONS", "Options", "analyse", "analyse_dump", "default_work", "dump_verdict"]
+__all__ = ["DEFAULT_OPTIONS", "Options", "analyse", "analyse_dump", "default_work", "dump_verdict", "transcript_path"]
 
 
 def default_work() -> str:
@@ -134,12 +134,16 @@ def _triage(text: str, dump: DumpFiles, sigs: SignatureSet) -> Verdict:
     return triage_text(text, dump.name, sigs)
 
 
-def _save(text: str, dump: DumpFiles, tools: Tools) -> str:
-    # One file per dump, named for where the dump is: /var/crash/volatile/vmcore.0 ->
-    # var-crash-volatile.dump.0.txt, so a dump's transcript is found again by its path.
+def transcript_path(dump: DumpFiles, tools: Tools) -> str:
+    """Where the mdb transcript of a dump is saved: one file per dump, named for where the dump is
+    (/var/crash/volatile/vmcore.0 -> TRANSCRIPTS/var-crash-volatile.dump.0.txt)."""
     where = os.path.abspath(os.path.dirname(dump.name)).strip(os.sep).replace(os.sep, "-") or "root"
     leaf = f"dump.{dump.number}" if dump.kind is DumpKind.KERNEL else os.path.basename(dump.name)
-    path = os.path.join(tools.transcripts, f"{where}.{leaf}.txt")
+    return os.path.join(tools.transcripts, f"{where}.{leaf}.txt")
+
+
+def _save(text: str, dump: DumpFiles, tools: Tools) -> str:
+    path = transcript_path(dump, tools)
     try:
         os.makedirs(tools.transcripts, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:

@@ -314,12 +314,12 @@ def triage_cmd(
                 from dumpscope.ticket import render_markdown
 
                 v = row.verdict()
-                write(render_markdown(v, _transcript_lines(v.source, stdin_bytes)))
+                write(render_markdown(v, _transcript_lines(v.source, stdin_bytes, chosen.dumps, tools)))
             else:
                 from dumpscope.render import render_verdict_text
 
                 v = row.verdict()
-                lines = _transcript_lines(v.source, stdin_bytes) if explain else None
+                lines = _transcript_lines(v.source, stdin_bytes, chosen.dumps, tools) if explain else None
                 write(("" if first else "\n") + render_verdict_text(v, lines, color=explain and _color()))
             first = False
     finally:
@@ -375,14 +375,19 @@ def _open_cache(path: str, options):  # type: ignore[no-untyped-def]
     return Cache(path, options.signatures().version, __version__, warn=_warn)
 
 
-def _transcript_lines(source: str, stdin_bytes: bytes | None) -> list[str] | None:
-    # --explain quotes transcript lines: read the input again (stdin was kept in memory).
+def _transcript_lines(source: str, stdin_bytes: bytes | None, dumps, tools) -> list[str] | None:  # type: ignore[no-untyped-def]
+    # --explain quotes transcript lines: read the input again (stdin was kept in memory); a dump's
+    # lines are those of the transcript mdb printed, as saved.
     import io
 
     from dumpscope.lexer import split_lines
     from dumpscope.sources import STDIN_NAME, read_source
 
-    if source == STDIN_NAME:
+    if source in dumps:
+        from dumpscope.analyse import transcript_path
+
+        src = read_source(transcript_path(dumps[source], tools), digest=False)
+    elif source == STDIN_NAME:
         if stdin_bytes is None:
             return None
         src = read_source("-", stdin=io.BytesIO(stdin_bytes), digest=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 from dumpscope.analyse import Options, analyse, analyse_dump, dump_verdict
 from dumpscope.crashdir import dump_files
@@ -210,3 +210,34 @@ def test_version_completion_and_jobs_zero(capsys: pytest.CaptureFixture[str]) ->
     assert "--install-completion" in out and "--show-completion" in out
     rc, out, _ = run(["triage", "--help"], capsys)
     assert "[default: 0, every CPU]" in " ".join(out.split())
+
+
+def test_explain_quotes_the_saved_transcript_of_a_dump(tmp_path: Path, fake: FakeTools,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    crash = crash_tree(tmp_path)
+    rc, out, _ = run(["triage", "--explain", str(crash / "vmcore.1"), "--work", str(tmp_path / "w")], capsys)
+    # bhyve-b.mdb: the echoed '> ::status' is line 1, so the panic message is line 5
+    assert "+ panic message (line 5): attempt to reprogram non-existent cyclic" in out
+    assert "    5 | panic message: attempt to reprogram non-existent cyclic" in out
+
+
+def test_analyse_runs_in_a_fresh_process_from_its_name_and_options(tmp_path: Path, fake: FakeTools) -> None:
+    # what a pool or Dask worker does: a spawned interpreter, nothing inherited but the pickled arguments
+    import multiprocessing
+    import pickle
+
+    crash = crash_tree(tmp_path)
+    options = Options(tools=Tools.find(None, None, str(tmp_path / "w"), None))
+    assert pickle.loads(pickle.dumps(options)) == options
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        got = pool.starmap(analyse, [(str(crash / "vmcore.1"), options),
+                                     (str(ROOT / "fixtures" / "transcripts" / "seed-12476-vhpet-with-remover.txt"),
+                                      options)])
+    assert [v.confidence for v in got] == ["confirmed", "confirmed"]
+
+
+def test_a_named_mdb_that_is_not_executable_is_a_usage_error(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mdb").write_text("not a program")
+    rc, out, err = run(["triage", "--mdb", str(tmp_path / "mdb"), str(tmp_path)], capsys)
+    assert rc == 2 and out == "" and "is not an executable file" in err

@@ -187,3 +187,10 @@ def test_check_against_transcripts_hits_near_misses_and_overlaps(tmp_path: Path,
     assert f"{against}/hit.txt: warning: overlap: acme-loose and acme-zfs-tempreserve all match this transcript" in out
     assert f"{against}/near.txt: error: near miss of acme-loose is matched by it" in out
     assert f"{d}/acme-never.toml: error: acme-never: no transcript in {against} matches it" in out
+
+
+def test_check_of_a_missing_directory_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run(["signatures", "check", str(tmp_path / "nope")], capsys)
+    assert rc == 1
+    assert out.splitlines() == [f"{tmp_path / 'nope'}: error: cannot list signature directory: No such file or directory",
+                                "1 error, 0 warnings"]
