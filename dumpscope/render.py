@@ -27,6 +27,7 @@ __all__ = [
     "escape",
     "frame_to_json",
     "iter_dump_json",
+    "lines_label",
     "render_csv",
     "render_dump_text",
     "render_history",
@@ -439,6 +440,13 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
     }
 
 
+def lines_label(lines: Sequence[int]) -> str:
+    """Transcript line numbers as a person reads them: 'line 5', 'lines 5, 9', or 'no line'."""
+    if not lines:
+        return "no line"
+    return ("line " if len(lines) == 1 else "lines ") + ", ".join(map(str, lines))
+
+
 def _headline(v: Verdict) -> str:
     src = escape(v.source)
     if v.status != "ok":
@@ -497,10 +505,8 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
         out.append("evidence:")
         for e in v.evidence:
             mark = "+" if e.holds else "-"
-            where = (("line " if len(e.lines) == 1 else "lines ") + ", ".join(map(str, e.lines))
-                     if e.lines else "no line")
             detail = f": {escape(e.detail)}" if e.detail else ""
-            out.append(f"  {mark} {escape(e.clause)} ({where}){detail}")
+            out.append(f"  {mark} {escape(e.clause)} ({lines_label(e.lines)}){detail}")
             if lines is not None:
                 out.extend(_quote_lines(e, lines, color))
     for note in v.notes:

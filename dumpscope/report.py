@@ -13,7 +13,7 @@ from string import Template
 from typing import Any
 
 from dumpscope.history import STATUS_ORDER, BucketHistory, example_verdict, history_rows, iso, read_dumps
-from dumpscope.render import build_order_key, escape
+from dumpscope.render import build_order_key, escape, lines_label
 from dumpscope.verdict import Confidence, Verdict
 
 __all__ = ["CHART_BUCKETS", "build_report", "chart_series", "render_chart_svg"]
@@ -246,10 +246,10 @@ def _verdict_html(r: BucketHistory, v: Verdict | None) -> str:
     if v.evidence:
         lis = []
         for ev in v.evidence:
-            where = ("line " if len(ev.lines) == 1 else "lines ") + ", ".join(map(str, ev.lines)) if ev.lines else ""
             mark = '<span class="holds">+</span>' if ev.holds else '<span class="contradicts">&minus;</span>'
             detail = f": <code>{_e(ev.detail)}</code>" if ev.detail else ""
-            lis.append(f"<li>{mark} {_e(ev.clause)} <span class=\"meta\">({_e(where)})</span>{detail}</li>")
+            where = f'<span class="meta">({_e(lines_label(ev.lines))})</span>'
+            lis.append(f"<li>{mark} {_e(ev.clause)} {where}{detail}</li>")
         items.append(("evidence", f"<ul>{''.join(lis)}</ul>"))
     if v.stack:
         lines = "\n".join(f"{f.line:>6} | {escape(f.text)}" for f in v.stack)

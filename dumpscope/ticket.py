@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from dumpscope.render import escape
+from dumpscope.render import escape, lines_label
 from dumpscope.verdict import Verdict
 
 __all__ = ["render_markdown"]
@@ -62,8 +62,7 @@ def render_markdown(v: Verdict, lines: Sequence[str] | None = None) -> str:
     if v.events:
         out += ["## What happened", ""]
         for i, step in enumerate(v.events, 1):
-            at = ", ".join(map(str, step.lines))
-            where = f" (line{'s' if len(step.lines) > 1 else ''} {at})" if step.lines else ""
+            where = f" ({lines_label(step.lines)})" if step.lines else ""
             out.append(f"{i}. {_md(step.text)}{where}")
         out.append("")
     if v.stack and not v.signature:
@@ -76,10 +75,8 @@ def render_markdown(v: Verdict, lines: Sequence[str] | None = None) -> str:
         quoted: list[str] = []
         for e in v.evidence:
             mark = "holds" if e.holds else "**contradicts**"
-            where = (("line " if len(e.lines) == 1 else "lines ") + ", ".join(map(str, e.lines))
-                     if e.lines else "no line")
             detail = f": {_md(e.detail)}" if e.detail else ""
-            out.append(f"- {_md(e.clause)} ({where}, {mark}){detail}")
+            out.append(f"- {_md(e.clause)} ({lines_label(e.lines)}, {mark}){detail}")
             if lines is not None:
                 quoted.extend(f"{n:>6} | {escape(lines[n - 1])}" for n in e.lines if 1 <= n <= len(lines))
         out.append("")

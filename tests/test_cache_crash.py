@@ -151,12 +151,8 @@ def test_a_path_that_cannot_be_a_cache_is_a_clear_error(tmp_path: Path, capsys: 
 
 def test_a_file_of_a_newer_schema_is_refused_not_rebuilt(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
-    with Cache(str(db), "s", "v"):
-        pass
-    con = sqlite3.connect(db)
-    con.execute(f"PRAGMA user_version={cache_mod.CACHE_SCHEMA + 1}")
-    con.commit()
-    con.close()
+    with Cache(str(db), "s", "v") as c:  # as a later dumpscope would leave it
+        c.db.execute(f"PRAGMA user_version={cache_mod.CACHE_SCHEMA + 1}")
     before = db.read_bytes()
     with pytest.raises(InputError, match="newer dumpscope"):
         Cache(str(db), "s", "v")
@@ -165,16 +161,15 @@ def test_a_file_of_a_newer_schema_is_refused_not_rebuilt(tmp_path: Path) -> None
 
 def test_a_schema_2_cache_is_migrated_in_place_keeping_its_verdicts(tmp_path: Path) -> None:
     db = tmp_path / "v2.db"
-    old = sqlite3.connect(db)
-    for sql in cache_mod._TABLES:
-        old.execute(sql)
-    old.execute("INSERT INTO verdicts VALUES ('d', 's', 'v', '{}')")
-    old.execute(f"PRAGMA application_id={cache_mod._APP_ID}")
-    old.execute("PRAGMA user_version=2")
-    old.commit()
-    old.close()
+    with Cache(str(db), "s", "v") as c:  # made now, then taken back to schema 2: no history tables
+        c.put_json("d", "{}", ("ok", None, None, None, "b", "t", None))
+        c.flush()
+        for table in ("runs", "dumps"):
+            c.db.execute(f"DROP TABLE {table}")
+        c.db.execute("PRAGMA user_version=2")
     with Cache(str(db), "s", "v") as c:
         assert c.get_json("d") == "{}"
         tables = {r[0] for r in c.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert c.db.execute("PRAGMA user_version").fetchone()[0] == cache_mod.CACHE_SCHEMA
     assert {"verdicts", "briefs", "files", "runs", "dumps"} <= tables
     assert os.path.exists(db) and not os.path.exists(str(db) + "-journal")

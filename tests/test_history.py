@@ -11,26 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from _triage_samples import other, positive
+from _triage_samples import assertion, other, positive
 
 from dumpscope.cli import main
 from dumpscope.history import Status, history_rows, parse_since, read_dumps
 
-# A VERIFY in vn_rele from zfs_inactive that no shipped signature names. By hand from issue 5's bucket
-# rules: the panic plumbing (vpanic, assfail) and the unresolved address are skipped, so the bucket
-# is titled for the first meaningful frame.
-ASSERT_VN_RELE = """> ::status
-debugging crash dump vmcore.5 (64-bit) from cn9
-operating system: 5.11 joyent_20190110T001522Z (i86pc)
-panic message: assertion failed: vp->v_count > 0, file: ../../common/fs/vnode.c, line: 1234
-dump content: kernel pages only
-> $C
-ffffff000f8328d0 vpanic()
-ffffff000f832900 assfail+0x7e(fffffffff7a0a1e8, fffffffff7a0a200, 4d2)
-ffffff000f832950 vn_rele+0x5c(ffffff0d4b7e8a40)
-ffffff000f832990 zfs_inactive+0x12(ffffff0d4b7e8a40, 0)
-ffffff000f8329d0 fop_inactive+0x76(ffffff0d4b7e8a40, 0, 0)
-"""
+# A VERIFY in vn_rele from zfs_inactive that no shipped signature names (_triage_samples.assertion). By
+# hand from issue 5's bucket rules: the panic plumbing (vpanic, assfail) is skipped, so the bucket is
+# titled for the first meaningful frame.
+ASSERT_VN_RELE = assertion()
 # The 12476 panic on a SmartOS build of 2020-06-01: after OS-6684 (illumos-joyent, 2019-07-18), so a
 # known bug on a build that has its fix: a regression.
 FIXED_BUILD = "joyent_20200601T000000Z"
