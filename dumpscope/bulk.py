@@ -260,6 +260,13 @@ class Row:
         assert self._brief is not None
         return brief_verdict(self.source, self._brief)
 
+    def brief(self) -> Brief:
+        """The verdict's table columns (cache.BRIEF_FIELDS), without decoding a cached row."""
+        if self._brief is not None:
+            return self._brief
+        assert self._verdict is not None
+        return brief_of(self._verdict)
+
     def document(self) -> str | None:
         """The verdict's stored form (cache.content_json) when the row holds it, else None."""
         return self._doc

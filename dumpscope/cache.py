@@ -82,8 +82,9 @@ _CACHE_TABLE_NAMES = ("verdicts", "briefs", "files")
 # The history (issue 16): one row per triage run that named this file (--db or --cache), and one row
 # per distinct dump content ever triaged (the digest is the identity, as in the cache: a copy, a
 # renamed or a compressed file is the same dump and is never counted twice). Times are UTC ISO 8601
-# text ('2026-12-04T16:55:28Z'), which sorts as it reads. The verdict columns are those of the last
-# run that saw the dump; first_* never change once written.
+# text ('2026-12-04T16:55:28Z'), which sorts as it reads. first_* are when a run first triaged the
+# dump and never change; last_* are the last run that changed its row (its verdict columns, under a
+# new signature set, or its name): a run that finds nothing changed writes nothing there.
 _HISTORY_TABLES = (
     """CREATE TABLE IF NOT EXISTS runs (
         id INTEGER PRIMARY KEY, started TEXT NOT NULL, finished TEXT, inputs INTEGER NOT NULL DEFAULT 0,

@@ -84,8 +84,9 @@ class Recorder:
     """Records one triage run in the history of a `--db` file: `see` each input, then `finish`.
 
     Content identity, as in the cache: a dump (its SHA-256) is counted once however often, under
-    however many names, it is seen; a later run only moves its `last_seen` and refreshes its verdict
-    columns (a new signature set may classify it otherwise).
+    however many names, it is seen. A later run writes its row again only when what the row says
+    changed (a new signature set classifies it otherwise, or it was renamed), so a nightly run over
+    the same crash directory writes nothing but its own row in `runs`.
     """
 
     def __init__(self, cache: Cache, now: datetime | None = None) -> None:
@@ -108,14 +109,16 @@ class Recorder:
                 cur = db.execute("INSERT INTO runs (started, version, sigset) VALUES (?, ?, ?)",
                                  (self._now, self._cache.version, self._cache.sigset))
                 self.run_id = int(cur.lastrowid or 0)
-                self._known: dict[str, tuple[str, str]] = {
-                    d: group_of(sig, bkt) for d, sig, bkt in db.execute("SELECT digest, signature, bucket FROM dumps")}
+                # digest -> (source, platform, signature, confidence, bucket, title), as `see` compares them
+                self._known: dict[str, tuple[Any, ...]] = {r[0]: r[1:] for r in db.execute(
+                    "SELECT digest, source, platform, signature, confidence, bucket, title FROM dumps")}
                 break
             except sqlite3.Error as exc:
                 if attempt == 2 or not self._cache.recover(exc):
                     raise InputError(f"history {self._cache.path}: {exc}") from None
         self._generation = self._cache.generation
-        self._groups = set(self._known.values())  # signatures and buckets seen before this run
+        # signatures and buckets seen before this run
+        self._groups = {group_of(cols[2], cols[4]) for cols in self._known.values()}
         self._fresh_groups: set[tuple[str, str]] = set()  # ... and those first seen in it
 
     def see(self, row: Row) -> Sighting | None:
@@ -127,19 +130,19 @@ class Recorder:
         again = self._this_run.get(digest)
         if again is not None:  # a copy of a dump already seen in this run
             return again
-        v = row.table_verdict()
-        group = group_of(v.signature, v.bucket)
-        conf = v.confidence.value if v.confidence else None
-        if digest in self._known:
-            self._updates.append((digest, row.source, None, v.platform, v.signature, conf, v.bucket, v.title,
-                                  None, None))
+        _, _, signature, conf, bucket, title, platform = row.brief()
+        cols = (row.source, platform, signature, conf, bucket, title)
+        known = self._known.get(digest)
+        if known is not None:
+            if known != cols:
+                self._updates.append((digest, row.source, None, platform, signature, conf, bucket, title, None, None))
             seen = Sighting(False, False, False)
         else:
+            group = group_of(signature, bucket)
             host, fix, message = self._details(row)
-            self._inserts.append((digest, row.source, host, v.platform, v.signature, conf, v.bucket, v.title, fix,
-                                  message))
+            self._inserts.append((digest, row.source, host, platform, signature, conf, bucket, title, fix, message))
             new_bucket = group not in self._groups or group in self._fresh_groups
-            self._known[digest] = group
+            self._known[digest] = cols
             if new_bucket:
                 self._fresh_groups.add(group)
             seen = Sighting(True, new_bucket, fix == FixStatus.HAS_FIX.value)

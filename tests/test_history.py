@@ -94,6 +94,7 @@ def test_three_passes_show_new_recurring_and_regressed_rows(tmp_path: Path, caps
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
     assert con.execute("SELECT count(*) FROM dumps").fetchone()[0] == 5
     assert con.execute("SELECT inputs FROM runs WHERE id = 4").fetchone()[0] == 7
+    assert con.execute("SELECT max(last_run) FROM dumps").fetchone()[0] == 3  # run 4 changed no dump's row
     con.close()
 
 
