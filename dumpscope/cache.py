@@ -440,6 +440,7 @@ def verdict_from_json(doc: dict[str, Any]) -> Verdict:
         stack=tuple([ShownFrame(f["line"], f["text"], f["plumbing"]) for f in doc["stack"]]),
         key_frames=tuple(doc["key_frames"]),
         unchecked=tuple(doc["unchecked"]),
+        conclusion=doc["conclusion"],
     )
 
 

@@ -587,21 +587,22 @@ def signatures_cmd(ctx: typer.Context, fmt: FormatOpt = OneFormat.text, signatur
     Lists the bundled signatures and a site's (--signatures, $DUMPSCOPE_SIGNATURES); a site
     signature says which file it came from.
 
-    Example: dumpscope signatures --format json | jq -r .id
+    --format json gives one `dumpscope.signature/1` object per signature: its bug references, fix
+    references, the fixture transcripts that hit it and the near misses that must not.
+
+    Example: dumpscope signatures --format json | jq -r '[.id, (.fixes | join("; "))] | @tsv'
 
     Example: dumpscope signatures check /etc/dumpscope/signatures --against /var/crash/transcripts
     """
     if ctx.invoked_subcommand is not None:
         return EXIT_OK
-    from dumpscope.render import escape, to_json_line
+    from dumpscope.render import escape, signature_to_json, to_json_line
     from dumpscope.signatures import signature_set, site_dirs
 
     sigs = signature_set(site_dirs(signatures or ()))
     for sig in sigs:
         if fmt is OneFormat.json:
-            sys.stdout.write(to_json_line({"schema": "dumpscope.signature/1", "id": sig.id, "title": sig.title,
-                                           "bugs": list(sig.bugs), "version": sigs.version,
-                                           "file": sig.path, "dcmds": list(sig.dcmds)}) + "\n")
+            sys.stdout.write(to_json_line(signature_to_json(sig, sigs.version)) + "\n")
         else:
             where = f"  (site: {escape(sig.path)})" if sig.site else ""
             sys.stdout.write(f"{sig.id:<28} {escape(sig.title)}  [{', '.join(sig.bugs)}]{where}\n")

@@ -16,6 +16,7 @@ from dumpscope.verdict import VERDICT_SCHEMA, Evidence, Verdict
 
 if TYPE_CHECKING:
     from dumpscope.history import BucketHistory
+    from dumpscope.signatures import Signature
 
 __all__ = [
     "HISTORY_CSV_COLUMNS",
@@ -35,6 +36,7 @@ __all__ = [
     "render_summary",
     "render_table",
     "render_verdict_text",
+    "signature_to_json",
     "summary_rows",
     "render_summary_csv",
     "to_json_line",
@@ -437,6 +439,29 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
         "stack": [{"line": f.line, "text": f.text, "plumbing": f.plumbing} for f in v.stack],
         "key_frames": list(v.key_frames),
         "unchecked": list(v.unchecked),
+        "conclusion": v.conclusion,
+    }
+
+
+SIGNATURE_SCHEMA = "dumpscope.signature/1"
+
+
+def signature_to_json(sig: Signature, version: str) -> dict[str, Any]:
+    """A signature as the documented `dumpscope.signature/1` object (`signatures --format json`)."""
+    return {
+        "schema": SIGNATURE_SCHEMA,
+        "id": sig.id,
+        "title": sig.title,
+        "kind": sig.kind.value,
+        "bugs": list(sig.bugs),
+        "fixes": list(sig.fix.references) if sig.fix is not None else [],
+        "fixtures": list(sig.fixtures),
+        "near_misses": list(sig.near_misses),
+        "notes": sig.notes or None,
+        "description": sig.description or None,
+        "version": version,
+        "file": sig.path,
+        "dcmds": list(sig.dcmds),
     }
 
 
@@ -483,6 +508,8 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
             conf += (", in part: the replay could not compare " + ", ".join(escape(u) for u in v.unchecked)
                      + " (not in the transcript)")
         out.append(f"confidence: {conf}")
+        if v.conclusion:
+            out.append(f"what the bug's source concluded (not shown by this dump): {escape(v.conclusion)}")
     else:
         out.append(f"signature: none (bucket {escape(v.bucket)})")
     if v.replay:

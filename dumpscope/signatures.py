@@ -270,6 +270,8 @@ class Signature:
     # does not show them; the text marks them as computed
     derive: tuple[tuple[str, Operand], ...] = ()
     notes: str = ""  # what the bug's source concluded beyond what a match shows (the root cause)
+    fixtures: tuple[str, ...] = ()  # transcripts (fixtures/transcripts stems) the signature matches
+    near_misses: tuple[str, ...] = ()  # transcripts it must not match
     replay: str | None = None  # name of a replay model that can confirm a paired match
     description: str = ""
     path: str = ""  # file it came from
@@ -649,7 +651,8 @@ class _Ctx:
 
 _TOP_KEYS = {
     "id", "title", "version", "kind", "bugs", "description", "more_specific_than", "fix", "crash",
-    "threads", "events", "hints", "replay", "derive", "notes", "dcmds", "bucket_notes",
+    "threads", "events", "hints", "replay", "derive", "notes", "dcmds", "bucket_notes", "fixtures",
+    "near_misses",
 }
 _EVENT_KEYS = {"text", "when"}
 _HINT_KEYS = {"command", "settles"}
@@ -744,6 +747,8 @@ def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNo
         hints=hints,
         derive=derive,
         notes=_str(ctx, doc, "notes", ()) if "notes" in doc else "",
+        fixtures=_strlist(ctx, doc, "fixtures", ()),
+        near_misses=_strlist(ctx, doc, "near_misses", ()),
         replay=replay,
         description=_str(ctx, doc, "description", ()) if "description" in doc else "",
         path=path,

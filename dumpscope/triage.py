@@ -121,6 +121,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         notes=tuple(notes),
         replay=replay_line,
         unchecked=unchecked,
+        conclusion=sig.notes or None,
     )
 
 

@@ -100,3 +100,4 @@ class Verdict:
     stack: tuple[ShownFrame, ...] = ()  # the panicking thread's frames, innermost first
     key_frames: tuple[str, ...] = ()  # the bucket's key: its first meaningful frames' functions
     unchecked: tuple[str, ...] = ()  # what a confirming replay could not compare (not in the transcript)
+    conclusion: str | None = None  # what the matched bug's source concluded (the signature's notes)

@@ -74,16 +74,20 @@ def seed_inputs() -> list[tuple[str, bytes]]:
 # pairing uses. A line whose ')' is missing (cut, or wrapped) still shows the arguments a comma ends;
 # its last argument may be cut mid-number and does not count. For cyclic_reprogram and cyclic_remove
 # only the function must be there: the signature checks the cyclic id only where both stacks show it.
+# The same rule holds for the hand-written two-pending variant (variant-12476-two-pending-remove-pend),
+# whose threads pair on cpu = ffffff03eb144000 and ndx = b.
 _CPU, _NDX = 0xFFFFFDC5496F0D40, 0xC3
-PANIC_KEYS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
-    ("cyclic_reprogram_cyclic", (_CPU, _NDX)),
-    ("cyclic_reprogram", None),
-)
-REMOVER_KEYS: tuple[tuple[str, tuple[int, ...] | None], ...] = (
-    ("sema_p", (_CPU + 0xA0,)),
-    ("cyclic_remove_here", (_CPU, _NDX)),
-    ("cyclic_remove", None),
-)
+_Keys = tuple[tuple[str, tuple[int, ...] | None], ...]
+
+
+def _keys(cpu: int, ndx: int) -> tuple[_Keys, _Keys]:
+    panic: _Keys = (("cyclic_reprogram_cyclic", (cpu, ndx)), ("cyclic_reprogram", None))
+    remover: _Keys = (("sema_p", (cpu + 0xA0,)), ("cyclic_remove_here", (cpu, ndx)), ("cyclic_remove", None))
+    return panic, remover
+
+
+PANIC_KEYS, REMOVER_KEYS = _keys(_CPU, _NDX)
+_PAIRINGS = (_keys(_CPU, _NDX), _keys(0xFFFFFF03EB144000, 0xB))
 _FRAME_LINE = re.compile(r"^\s*(?:[0-9a-fA-F]{8,16}\s+)?(?P<func>[A-Za-z_]\w*)(?:\+[0-9a-fA-Fx]+)?\((?P<rest>.*)$")
 _HEX = re.compile(r"\s*(?:0x)?[0-9a-fA-F]+\s*")
 
@@ -116,6 +120,6 @@ def _in_order(keys: list[tuple[str, tuple[int | None, ...]] | None],
 
 
 def intact_12476(text: str) -> bool:
-    """True when both 12476 threads of the vhpet dump survive in `text` (see the rule above)."""
+    """True when both 12476 threads of a paired dump survive in `text` (see the rule above)."""
     keys = [_frame_key(line) for line in text.split("\n")]
-    return _in_order(keys, PANIC_KEYS) and _in_order(keys, REMOVER_KEYS)
+    return any(_in_order(keys, panic) and _in_order(keys, remover) for panic, remover in _PAIRINGS)

@@ -183,6 +183,7 @@ def _full_verdict() -> Verdict:
         panic_thread="thread ffffff01 on cpu 3", replay="replay confirms",
         stack=(ShownFrame(12, "vpanic()", True), ShownFrame(13, "cyclic_reprogram_cyclic+0x97(1, c3)")),
         key_frames=("cyclic_reprogram_cyclic", "cyclic_reprogram"), unchecked=("the panic message",),
+        conclusion="the source's conclusion",
     )
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import error_fixtures, read_expect, read_text, transcript_fixtures
+from conftest import TRIAGE_KEYS, error_fixtures, read_expect, read_text, transcript_fixtures
 from dumpscope.cli import main
 from dumpscope.dump import Dump, Frame, Trap
 from dumpscope.parse import parse_transcript
+from dumpscope.render import render_verdict_text
 
 FIXTURES = transcript_fixtures()
 
@@ -116,8 +117,7 @@ def trap_field(trap: Trap, name: str) -> str:
 def test_triage_expectations(path: Path) -> None:
     exp = read_expect(path.with_suffix(".expect"))
     keys = {k for k, _ in exp.items}
-    if not keys & {"SIGNATURE", "CONFIDENCE", "TITLE", "FIX", "HINT", "EVIDENCE_LINE", "NOT_SIGNATURE",
-                   "BUCKET_SAME_AS", "NOT_TITLE", "CRASH_FUNCTION", "VERDICT_NOTE", "BUCKET_DIFFERENT_FROM"}:
+    if not keys & TRIAGE_KEYS:
         pytest.skip("no triage expectations in this fixture")
     triage = pytest.importorskip("dumpscope.triage")
     v = triage.triage_text(read_text(path), path.name)
@@ -143,6 +143,18 @@ def test_triage_expectations(path: Path) -> None:
         assert (v.fix.status.value if v.fix else "none") == want
     for want in exp.all("HINT"):
         assert any(want in h.command for h in v.hints), f"no hint containing {want!r} in {v.hints}"
+    for unwanted in exp.all("NOT_HINT"):
+        assert not any(unwanted in h.command for h in v.hints), f"a hint contains {unwanted!r}: {v.hints}"
+    events = [e.text for e in v.events]
+    for want in exp.all("EVENT"):
+        assert any(want in e for e in events), f"no event containing {want!r} in {events}"
+    for unwanted in exp.all("NOT_EVENT"):
+        assert not any(unwanted in e for e in events), f"an event contains {unwanted!r}: {events}"
+    text = render_verdict_text(v)
+    for want in exp.all("TEXT"):
+        assert want in text, f"the text output lacks {want!r}:\n{text}"
+    for unwanted in exp.all("NOT_TEXT"):
+        assert unwanted not in text, f"the text output has {unwanted!r}:\n{text}"
     cited = {line for e in v.evidence for line in e.lines}
     for want in exp.all("EVIDENCE_LINE"):
         assert int(want) in cited, f"line {want} not cited as evidence ({sorted(cited)})"

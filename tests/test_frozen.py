@@ -20,7 +20,7 @@ _VERDICT = ("dump.txt", "ok", None, "attempt to reprogram non-existent cyclic", 
             "illumos-12476", Confidence.PAIRED, "b-1234", "cyclic reprogramming can race with removal",
             ("illumos 12476",), (Evidence(*_EVIDENCE),), None, (Event("handler fires", (12,)),),
             (Hint("::cyclic", "shows the cyclics"),), ("a note",), "thread ffffff...", None,
-            (ShownFrame(12, "vpanic()", True),), ("cyclic_reprogram",), ())
+            (ShownFrame(12, "vpanic()", True),), ("cyclic_reprogram",), (), "a conclusion")
 
 
 @pytest.mark.parametrize(("cls", "build", "values"), [

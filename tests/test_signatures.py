@@ -125,6 +125,17 @@ def test_each_signature_is_missed_by_a_near_miss(sig_id: str) -> None:
         assert match(parse_transcript(read_text(p), p.name), sig) is None, p.name
 
 
+@pytest.mark.parametrize("sig_id", [s.id for s in signature_set()])
+def test_declared_fixtures_and_near_misses_are_the_expect_files(sig_id: str) -> None:
+    # `signatures --format json` reports a signature's fixtures and near misses from its TOML; they
+    # must be exactly the transcripts whose .expect says SIGNATURE / NOT_SIGNATURE for it
+    sig = signature_set().get(sig_id)
+    assert sig is not None
+    hits = sorted(p.stem for p, keys in _expects() if sig_id in keys.get("SIGNATURE", []))
+    misses = sorted(p.stem for p, keys in _expects() if sig_id in keys.get("NOT_SIGNATURE", []))
+    assert (sorted(sig.fixtures), sorted(sig.near_misses)) == (hits, misses)
+
+
 def test_no_two_signatures_claim_one_fixture() -> None:
     pytest.importorskip("dumpscope.parse")
     from dumpscope.match import match
