@@ -30,7 +30,7 @@ def test_ticket_of_a_12476_transcript(tmp_path: Path, capsys) -> None:
     assert (rc, err) == (0, "")
     # read off the transcript (_triage_samples.positive): line 5 is the panic message, line 9 the
     # cyclic_reprogram_cyclic frame; the build is of 2018, before OS-6684 (2019-07-18)
-    assert md.startswith("# cyclic reprogramming raced with removal")
+    assert md.startswith("# bhyve timer handler re-armed a cyclic missing from its CPU's heap")
     assert "| Host | dent |" in md
     assert "| Platform build | joyent\\_20180216T202957Z |" in md
     assert "| Signature | illumos-12476 (illumos 12476, SmartOS OS-6684) |" in md
