@@ -62,12 +62,12 @@ def test_a_site_signature_matches_and_the_verdict_names_its_file(tmp_path: Path)
 
 def test_a_site_signature_replaces_the_bundled_one_of_its_id(tmp_path: Path) -> None:
     text = (BUNDLED / "illumos-12476.toml").read_text().replace(
-        'title = "cyclic reprogramming raced', 'title = "SITE: cyclic reprogramming raced')
+        'title = "bhyve timer handler re-armed', 'title = "SITE: bhyve timer handler re-armed')
     d = site(tmp_path, {"illumos-12476.toml": text})
     sigs = load_signature_set((str(d),))
     assert len(sigs) == len(load_signature_set(()))
     v = triage_text(SEED.read_text(), "x", sigs)
-    assert v.title.startswith("SITE: cyclic reprogramming raced")
+    assert v.title.startswith("SITE: bhyve timer handler re-armed")
     assert (f"signature illumos-12476 from site file {d / 'illumos-12476.toml'}, replacing the bundled "
             "dumpscope/data/signatures/illumos-12476.toml") in v.notes
 
