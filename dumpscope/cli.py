@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from dumpscope.cache import Cache
     from dumpscope.dump import Dump
     from dumpscope.history import Recorder
+    from dumpscope.signatures import BucketNote
 
 __all__ = ["app", "main"]
 
@@ -283,7 +285,7 @@ def triage_cmd(
     options.signatures()  # a bad site file is one clear error before any work
     chosen = select(given, include or (), exclude or ())
     store = _open_cache(cache, options) if cache else None
-    recorder = _recorder(store) if store is not None else None
+    recorder = _recorder(store, options.signatures().notes) if store is not None else None
     bar = _Progress() if sys.stderr is not None and sys.stderr.isatty() else None
     failed = alerts = 0
     collected = []
@@ -361,10 +363,17 @@ def _is_dir(path: str) -> bool:
     return path != "-" and os.path.isdir(path)
 
 
-def _recorder(store: Cache) -> Recorder:
+def _recorder(store: Cache, notes: Sequence[BucketNote]) -> Recorder:
     from dumpscope.history import Recorder
 
-    return Recorder(store)
+    return Recorder(store, notes=notes)
+
+
+def _site_notes(signatures: list[str] | None) -> tuple[BucketNote, ...]:
+    # the bucket notes of the site signature directories (--signatures, $DUMPSCOPE_SIGNATURES)
+    from dumpscope.signatures import signature_set, site_dirs
+
+    return signature_set(site_dirs(signatures or ())).notes
 
 
 def _open_cache(path: str, options):  # type: ignore[no-untyped-def]
@@ -433,13 +442,15 @@ def history_cmd(
     quiet_days: Annotated[int, typer.Option(
         "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
     = 30,
+    signatures: SignaturesOpt = None,
 ) -> int:
     """list crash history per signature and bucket, with new and regressed crashes.
 
     One row per signature (or bucket, for crashes no signature names) over every `triage --db` run:
     status, dumps (each counted once, by content), hosts, first and last seen, first and last build.
-    Status: regressed (a known bug matched on a build that has its fix), new (first seen in the
-    latest run), recurring, quiet (no new dump for --quiet-days).
+    Status: regressed (a known bug matched on a build that has its fix, or a dump on a build newer
+    than the one a site note says fixed it), new (first seen in the latest run), recurring, quiet
+    (no new dump for --quiet-days).
 
     Example: dumpscope history --db crashes.db --since 7d --format json | jq 'select(.status=="new")'
     """
@@ -448,7 +459,8 @@ def history_cmd(
 
     path = _need_db(db)
     dumps, latest = read_dumps(path)
-    rows = history_rows(dumps, latest, since=parse_since(since) if since else None, quiet_days=quiet_days)
+    rows = history_rows(dumps, latest, since=parse_since(since) if since else None, quiet_days=quiet_days,
+                        notes=_site_notes(signatures))
     if fmt is HistoryFormat.json:
         sys.stdout.writelines(to_json_line(history_to_json(r)) + "\n" for r in rows)
     elif fmt is HistoryFormat.csv:
@@ -466,6 +478,7 @@ def report_cmd(
     quiet_days: Annotated[int, typer.Option(
         "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
     = 30,
+    signatures: SignaturesOpt = None,
 ) -> int:
     """write an HTML report of the crash history.
 
@@ -478,7 +491,7 @@ def report_cmd(
     """
     from dumpscope.report import build_report
 
-    text = build_report(_need_db(db), quiet_days=quiet_days)
+    text = build_report(_need_db(db), quiet_days=quiet_days, notes=_site_notes(signatures))
     if output == "-":
         sys.stdout.write(text)
     else:

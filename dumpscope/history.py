@@ -17,6 +17,7 @@ from dumpscope.verdict import Confidence, FixStatus, Verdict
 
 if TYPE_CHECKING:
     from dumpscope.bulk import Row
+    from dumpscope.signatures import BucketNote
 
 __all__ = [
     "DEFAULT_QUIET_DAYS",
@@ -47,7 +48,7 @@ class Status(StrEnum):
     """Where a signature or bucket stands in the history. The names are part of the JSON contract."""
 
     NEW = "new"  # its first dump was first seen in the latest run
-    REGRESSED = "regressed"  # a known signature matched on a build that has its fix
+    REGRESSED = "regressed"  # a known signature on a build with its fix, or past a site note's fixed build
     RECURRING = "recurring"  # seen before the latest run, and within the quiet period
     QUIET = "quiet"  # no new dump for the quiet period
 
@@ -59,6 +60,35 @@ STATUS_ORDER = (Status.REGRESSED, Status.NEW, Status.RECURRING, Status.QUIET)
 def iso(moment: datetime) -> str:
     """A UTC time as the history stores it: ISO 8601 to the second, with a Z ('2026-12-04T16:55:28Z')."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_STAMP = re.compile(r"\d{8}T\d{6}Z")  # SmartOS builds: joyent_20180216T202957Z
+_NUMBER = re.compile(r"\d{1,18}")  # bounded: never int() of an unbounded run of digits from a transcript
+
+
+def built_after(build: str, fixed: str) -> bool:
+    """Whether platform build `build` is newer than `fixed` (a site note's fixed build). SmartOS builds
+    compare by their timestamp; others by their numbers when their names agree up to the first digit
+    (omnios-r151046 < omnios-r151048). False when the two cannot be compared."""
+    a, b = _STAMP.search(build), _STAMP.search(fixed)
+    if a and b:
+        return a.group() > b.group()
+    if a or b or re.match(r"\D*", build).group() != re.match(r"\D*", fixed).group():  # type: ignore[union-attr]
+        return False
+    numbers = [tuple(map(int, _NUMBER.findall(x)[:8])) for x in (build, fixed)]
+    return bool(numbers[0] and numbers[1]) and numbers[0] > numbers[1]
+
+
+def regressed(fix_status: str | None, platform: str | None, notes: Iterable[BucketNote]) -> bool:
+    """Whether a dump is a regression: its known signature matched on a build that has the fix, or its
+    build is newer than the one a site note on its signature or bucket says fixed it."""
+    if fix_status == FixStatus.HAS_FIX.value:
+        return True
+    return bool(platform) and any(n.fixed and built_after(str(platform), n.fixed) for n in notes)
+
+
+def _notes_on(notes: Sequence[BucketNote], signature: str | None, bucket: str) -> list[BucketNote]:
+    return [n for n in notes if n.key in (signature, bucket)]
 
 
 def group_of(signature: str | None, bucket: str) -> tuple[str, str]:
@@ -89,9 +119,11 @@ class Recorder:
     the same crash directory writes nothing but its own row in `runs`.
     """
 
-    def __init__(self, cache: Cache, now: datetime | None = None) -> None:
-        """Start a run in `cache`'s file at `now` (default: the current time)."""
+    def __init__(self, cache: Cache, now: datetime | None = None, notes: Sequence[BucketNote] = ()) -> None:
+        """Start a run in `cache`'s file at `now` (default: the current time); `notes` are the site's bucket
+        notes (a `fixed` build in one makes a dump on a newer build a regression)."""
         self._cache = cache
+        self._notes = tuple(n for n in notes if n.fixed)
         self._now = iso(now or datetime.now(UTC))
         self._this_run: dict[str, Sighting] = {}
         # pending rows: (digest, source, host, platform, signature, confidence, bucket, title, fix, message);
@@ -145,7 +177,7 @@ class Recorder:
             self._known[digest] = cols
             if new_bucket:
                 self._fresh_groups.add(group)
-            seen = Sighting(True, new_bucket, fix == FixStatus.HAS_FIX.value)
+            seen = Sighting(True, new_bucket, regressed(fix, platform, _notes_on(self._notes, signature, bucket)))
         self._this_run[digest] = seen
         if len(self._inserts) + len(self._updates) >= _BATCH:
             self._write()
@@ -305,12 +337,14 @@ def parse_since(text: str, now: datetime | None = None) -> str:
 
 
 def history_rows(dumps: Sequence[DumpRecord], latest_run: int, *, since: str | None = None,
-                 quiet_days: int = DEFAULT_QUIET_DAYS, now: datetime | None = None) -> list[BucketHistory]:
+                 quiet_days: int = DEFAULT_QUIET_DAYS, now: datetime | None = None,
+                 notes: Sequence[BucketNote] = ()) -> list[BucketHistory]:
     """One row per signature or bucket, the ones needing a person first (regressed, new, recurring,
     quiet), then by count.
 
     A row's status is decided on the whole history; `since` (ISO 8601 UTC) keeps only the dumps first
-    seen at or after it, and only the rows that still have one.
+    seen at or after it, and only the rows that still have one. `notes`: the site's bucket notes, whose
+    `fixed` builds make later dumps regressions.
     """
     from dumpscope.render import build_order_key
 
@@ -321,8 +355,10 @@ def history_rows(dumps: Sequence[DumpRecord], latest_run: int, *, since: str | N
     out: list[BucketHistory] = []
     for (group, key), members in groups.items():
         members.sort(key=lambda d: (d.first_seen, d.first_run, d.digest))
-        regressions = sum(d.fix_status == FixStatus.HAS_FIX.value for d in members)
-        if regressions:
+        fixed_notes = [n for n in notes if n.fixed]
+        back = {d.digest for d in members
+                if regressed(d.fix_status, d.platform, _notes_on(fixed_notes, d.signature, d.bucket))}
+        if back:
             status = Status.REGRESSED
         elif min(d.first_run for d in members) == latest_run:
             status = Status.NEW
@@ -345,7 +381,7 @@ def history_rows(dumps: Sequence[DumpRecord], latest_run: int, *, since: str | N
             hosts=tuple(sorted({d.host for d in shown if d.host})), first_seen=shown[0].first_seen,
             last_seen=newest.first_seen, first_build=builds[0] if builds else None,
             last_build=builds[-1] if builds else None, status=status,
-            regressions=sum(d.fix_status == FixStatus.HAS_FIX.value for d in shown),
+            regressions=sum(d.digest in back for d in shown),
             fix=tuple(sorted(fixes.items())), buckets=tuple(sorted({d.bucket for d in shown})),
             example=newest.source, dumps=tuple(shown)))
     out.sort(key=lambda r: (STATUS_ORDER.index(r.status), -r.count, r.group, r.key))

@@ -14,6 +14,7 @@ from typing import Any
 
 from dumpscope.history import STATUS_ORDER, BucketHistory, example_verdict, history_rows, iso, read_dumps
 from dumpscope.render import build_order_key, escape, lines_label
+from dumpscope.signatures import BucketNote
 from dumpscope.verdict import Confidence, Verdict
 
 __all__ = ["CHART_BUCKETS", "build_report", "chart_series", "render_chart_svg"]
@@ -43,19 +44,21 @@ def _data(name: str) -> str:
     return resources.files("dumpscope").joinpath("data", name).read_text(encoding="utf-8")
 
 
-def build_report(path: str, *, now: datetime | None = None, quiet_days: int | None = None) -> str:
+def build_report(path: str, *, now: datetime | None = None, quiet_days: int | None = None,
+                 notes: Sequence[BucketNote] = ()) -> str:
     """The report of the history database at `path`, as one HTML document.
 
     A summary (dumps, signatures and buckets, new, regressed), a chart of crashes per build (or per
     week, when most dumps show no build) for the largest rows, drawn with matplotlib when it is
-    installed, and the table of every signature and bucket with its newest dump's verdict. Raises
-    InputError for a file that holds no history.
+    installed, and the table of every signature and bucket with its newest dump's verdict. `notes`,
+    the site's bucket notes, give ticket links and owners (and regressions past a `fixed` build).
+    Raises InputError for a file that holds no history.
     """
     from dumpscope.history import DEFAULT_QUIET_DAYS
 
     moment = now or datetime.now(UTC)
     dumps, latest = read_dumps(path)
-    rows = history_rows(dumps, latest, now=moment, quiet_days=quiet_days or DEFAULT_QUIET_DAYS)
+    rows = history_rows(dumps, latest, now=moment, quiet_days=quiet_days or DEFAULT_QUIET_DAYS, notes=notes)
     script = _data("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     title, chart = _chart_section(rows)
@@ -67,7 +70,7 @@ def build_report(path: str, *, now: datetime | None = None, quiet_days: int | No
         "summary": _summary(rows),
         "chart_title": _e(title),
         "chart": chart,
-        "rows": "\n".join(_row(r, example_verdict(path, r)) for r in rows),
+        "rows": "\n".join(_row(r, example_verdict(path, r), notes) for r in rows),
     }
     return Template(_data("report.html")).substitute(fields)
 
@@ -173,7 +176,7 @@ def _chart_table(xs: Sequence[str], series: Sequence[tuple[str, Sequence[int]]])
 # --- the table ----------------------------------------------------------------------------------------
 
 
-def _row(r: BucketHistory, v: Verdict | None) -> str:
+def _row(r: BucketHistory, v: Verdict | None, notes: Sequence[BucketNote]) -> str:
     order = [c.value for c in Confidence]
     conf_rank = len(order) - order.index(r.confidence) if r.confidence in order else 0
     builds = _e(r.first_build) if r.first_build == r.last_build else f"{_e(r.first_build)} &ndash; {_e(r.last_build)}"
@@ -191,7 +194,7 @@ def _row(r: BucketHistory, v: Verdict | None) -> str:
         f'<td data-value="{_e(r.last_seen)}">{_e(_when(r.last_seen))}</td>',
         f"<td>{builds if r.first_build else '&ndash;'}</td>",
         f"<td>{fix}</td>",
-        f"<td>{_links(r, v)}</td>",
+        f"<td>{_links(r, v, [n for n in notes if n.key == r.key or n.key in r.buckets])}</td>",
     ]
     return f'<tr class="bucket" id="row-{_e(r.group)}-{_e(r.key)}">' + "".join(cells) + "</tr>"
 
@@ -200,8 +203,9 @@ def _when(stamp: str) -> str:
     return stamp[:16].replace("T", " ")  # '2026-12-04T16:55:28Z' -> '2026-12-04 16:55'
 
 
-def _links(r: BucketHistory, v: Verdict | None) -> str:
-    # the signature's bug references as links, and the newest dump's ticket body (Markdown) to paste
+def _links(r: BucketHistory, v: Verdict | None, notes: Sequence[BucketNote]) -> str:
+    # the signature's bug references and the site's tickets as links, and the newest dump's ticket
+    # body (Markdown) to paste
     bugs: tuple[str, ...] = v.bugs if v is not None else ()
     if not bugs and r.signature:
         from dumpscope.signatures import signature_set
@@ -217,6 +221,11 @@ def _links(r: BucketHistory, v: Verdict | None) -> str:
                 break
         else:
             out.append(_e(bug))
+    for n in notes:
+        what = [f'<a href="{_e(n.ticket)}" rel="noreferrer">ticket</a>' if n.ticket else "",
+                f"owner {_e(n.owner)}" if n.owner else "", f"fixed in {_e(n.fixed)}" if n.fixed else "",
+                _e(n.note)]
+        out.append("site note: " + "; ".join(w for w in what if w))
     if v is not None:
         from dumpscope.ticket import render_markdown
 

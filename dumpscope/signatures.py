@@ -292,10 +292,12 @@ class BucketNote:
     note: str = ""  # free text
     path: str = ""  # the site file it came from
     line: int = 0
+    fixed: str = ""  # the platform build that fixed it: a dump on a newer build is a regression (history)
 
     def text(self) -> str:
-        """The note as one line for a verdict: 'ticket URL; owner NAME; NOTE (from FILE)'."""
-        parts = [f"ticket {self.ticket}" if self.ticket else "", f"owner {self.owner}" if self.owner else "", self.note]
+        """The note as one line for a verdict: 'ticket URL; owner NAME; fixed in BUILD; NOTE (from FILE)'."""
+        parts = [f"ticket {self.ticket}" if self.ticket else "", f"owner {self.owner}" if self.owner else "",
+                 f"fixed in {self.fixed}" if self.fixed else "", self.note]
         return "; ".join(p for p in parts if p) + f" (site note from {self.path})"
 
 
@@ -757,7 +759,7 @@ def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNo
     return sig, _bucket_notes(ctx, doc.get("bucket_notes", []))
 
 
-_NOTE_KEYS = {"bucket", "signature", "ticket", "owner", "note"}
+_NOTE_KEYS = {"bucket", "signature", "ticket", "owner", "note", "fixed"}
 # A bucket id as bucket.py makes it: 10 lowercase hex digits.
 _BUCKET_RE = re.compile(r"[0-9a-f]{10}")
 
@@ -783,14 +785,16 @@ def _bucket_notes(ctx: _Ctx, raw: Any) -> tuple[BucketNote, ...]:
             raise ctx.fail(w + ("bucket",), f"bucket {key!r} must be a bucket id (10 lowercase hex digits)")
         if keys[0] == "signature" and not _ID_RE.fullmatch(key):
             raise ctx.fail(w + ("signature",), f"signature {key!r} is not a signature id")
-        fields = {k: _str(ctx, nt, k, w) for k in ("ticket", "owner", "note") if k in nt}
+        fields = {k: _str(ctx, nt, k, w) for k in ("ticket", "owner", "note", "fixed") if k in nt}
         if not fields:
-            raise ctx.fail(w, "a note needs a 'ticket', an 'owner' or a 'note'")
+            raise ctx.fail(w, "a note needs a 'ticket', an 'owner', a 'note' or 'fixed'")
+        if len(fields.get("fixed", "")) > 200 or "fixed" in fields and not fields["fixed"].strip():
+            raise ctx.fail(w + ("fixed",), "fixed must name the platform build that fixed it (1-200 characters)")
         ticket = fields.get("ticket", "")
         if ticket and not re.match(r"https?://\S+$", ticket):
             raise ctx.fail(w + ("ticket",), f"ticket {ticket!r} must be an http(s) URL")
         out.append(BucketNote(key, ticket, fields.get("owner", ""), fields.get("note", ""), ctx.path,
-                              ctx.line(w + (keys[0],))))
+                              ctx.line(w + (keys[0],)), fields.get("fixed", "")))
     return tuple(out)
 
 

@@ -202,3 +202,49 @@ def test_a_cache_from_before_the_history_fills_it_from_its_stored_verdicts(tmp_p
     assert _triage(["triage", "-f", "csv", "-j", "1", "--db", str(db), str(tmp_path / "a.txt")], capsys)[0] == 0
     h = _history(db, capsys)
     assert h[ZFS]["hosts"] == ["cn7"] and h[ZFS]["count"] == 1
+
+
+def test_a_site_note_with_a_fixed_build_makes_later_dumps_regressions(tmp_path: Path, capsys) -> None:
+    d = tmp_path / "crash"
+    d.mkdir()
+    db = tmp_path / "h.db"
+    (d / "cn7.txt").write_text(other(host="cn7"))  # built 2015-01-23
+    assert _triage(["triage", "-f", "csv", "--db", str(db), str(d)], capsys)[0] == 0
+    zfs_bucket = _history(db, capsys)[ZFS]["key"]
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "notes.toml").write_text(f"""
+[[bucket_notes]]
+bucket = "{zfs_bucket}"
+ticket = "https://tracker.example.com/OPS-17"
+owner = "storage team"
+fixed = "joyent_20160101T000000Z"
+""")
+    # the same crash on a 2017 build: past the build the site says fixed it
+    (d / "cn8.txt").write_text(other(host="cn8", addr="ffffff0d4b7e9b50").replace(
+        "joyent_20150123T195942Z", "joyent_20170101T000000Z"))
+    rc, out, _ = _triage(["triage", "-f", "csv", "--db", str(db), "--signatures", str(site), "--new-only", str(d)],
+                         capsys)
+    assert rc == 4
+    assert [r["file"].rsplit("/", 1)[-1] for r in csv.DictReader(io.StringIO(out))] == ["cn8.txt"]
+    h = _history(db, capsys, "--signatures", str(site))
+    assert (h[ZFS]["status"], h[ZFS]["regressions"], h[ZFS]["count"]) == ("regressed", 1, 2)
+    assert _history(db, capsys)[ZFS]["status"] == "recurring"  # without the site's notes
+    rc, html, _ = _triage(["report", "--db", str(db), "--signatures", str(site)], capsys)
+    assert rc == 0 and 'href="https://tracker.example.com/OPS-17"' in html and "owner storage team" in html
+
+
+@pytest.mark.parametrize(("build", "fixed", "after"), [
+    ("joyent_20170101T000000Z", "joyent_20160101T000000Z", True),
+    ("joyent_20150123T195942Z", "joyent_20160101T000000Z", False),
+    ("omnios-r151048", "omnios-r151046", True),
+    ("omnios-r151044", "omnios-r151046", False),
+    ("helios-3.0.240", "helios-3.0.99", True),
+    ("helios-3.0.240", "omnios-r151046", False),  # other names: not comparable
+    ("joyent_20170101T000000Z", "omnios-r151046", False),
+    ("helios-" + "9" * 5000, "helios-1", True),  # a long run of digits is read in bounded pieces
+])
+def test_built_after(build: str, fixed: str, after: bool) -> None:
+    from dumpscope.history import built_after
+
+    assert built_after(build, fixed) is after
