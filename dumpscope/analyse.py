@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dumpscope.crashdir import DumpFiles, DumpKind, dump_files, identity
@@ -70,7 +72,8 @@ def dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
     the first-pass dcmds (mdb.first_pass), triages what mdb printed, and when the verdict's hints
     name a declared follow-up dcmd with a concrete address (the 12476 remover's
     `ADDR::findstack -v`), runs those too and triages both passes' output together. What mdb
-    printed is saved under the tools' transcript directory. A verdict is cacheable when it says
+    printed is saved under the tools' transcript directory, and a later call on the same dump
+    re-reads it instead of starting mdb (running only dcmds not run yet). A verdict is cacheable when it says
     something about the dump itself (a triage, or mdb unable to load it), not about this machine
     (no mdb, a timeout, savecore out of space).
     """
@@ -88,37 +91,32 @@ def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
     commands = first_pass(sigs, dump.kind)
     if tools.mdb is None:
         return _error(dump, needs_mdb(dump, commands, tools.work)), False
-    key = identity(dump)
+    session = _Session(dump, tools, identity(dump))
+    if session.failed:
+        return _error(dump, session.failed, (session.reused(),)), True
     notes: list[str] = []
     try:
-        unix, vmcore = dump.unix, dump.vmcore
-        if dump.kind is DumpKind.KERNEL and not (unix and vmcore):
-            unix, vmcore = savecore(dump, tools, key)
-            notes.append(f"expanded by savecore into {os.path.dirname(vmcore)}")
-        first = run_mdb(mdb_argv(tools.mdb, commands, dump, unix, vmcore), tools)
+        session.run(commands, notes)
     except DumpFailure as exc:
-        # mdb unable to read the dump is a fact about the dump; anything else may pass
-        return _error(dump, str(exc)), str(exc).startswith("mdb could not load the dump")
-    if first.note:
-        notes.append(first.note)
-    text = first.text
-    verdict = _triage(text, dump, sigs)
-    more = follow_ups((h.command for h in verdict.hints), sigs, commands)
+        # mdb unable to read the dump is a fact about the dump, kept with its record; anything else may pass
+        lasting = str(exc).startswith("mdb could not load the dump")
+        if lasting:
+            session.save(str(exc))
+        return _error(dump, str(exc)), lasting
+    verdict = _triage(session.text, dump, sigs)
+    more = follow_ups((h.command for h in verdict.hints), sigs, session.done)
     if more and verdict.status == "ok":
         try:
-            second = run_mdb(mdb_argv(tools.mdb, more, dump, unix, vmcore), tools)
+            session.run(more, notes)
         except DumpFailure as exc:
             notes.append(f"follow-up pass ({'; '.join(more)}) failed: {exc}")
         else:
             before = verdict.confidence
-            text = text + ("" if text.endswith("\n") else "\n") + second.text
-            verdict = _triage(text, dump, sigs)
+            verdict = _triage(session.text, dump, sigs)
             was = before.value if before is not None else "no match"
             now = verdict.confidence.value if verdict.confidence is not None else "no match"
             notes.append(f"follow-up pass ran {'; '.join(more)}: {was} -> {now}")
-            if second.note:
-                notes.append(second.note)
-    notes.append(_save(text, dump, tools))
+    notes.append(session.save() if session.ran else session.reused())
     if verdict.status != "ok":
         reason = f"mdb printed nothing dumpscope can read ({verdict.error})"
         return _error(dump, reason, tuple(notes)), True
@@ -126,6 +124,84 @@ def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
         notes.insert(0, "a user process core, not a kernel crash dump")
         verdict = replace(verdict, title=f"user process core: {verdict.title}")
     return replace(verdict, notes=verdict.notes + tuple(notes)), True
+
+
+class _Session:
+    """What mdb printed for one dump so far, kept in the work directory between runs.
+
+    The transcript is saved (transcript_path) with a record beside it in WORK/runs/: the dump's
+    identity and the dcmds whose output the transcript holds, or the reason mdb could not load the
+    dump. A later run on the same dump reads them back and runs only the dcmds not run yet (none,
+    unless a new signature declares more), so the saved transcripts are what keeps mdb from being
+    started twice on one dump, with or without --cache.
+    """
+
+    def __init__(self, dump: DumpFiles, tools: Tools, key: str) -> None:
+        self.dump, self.tools, self.key = dump, tools, key
+        self.path = transcript_path(dump, tools)
+        self.record = os.path.join(tools.work, "runs", os.path.basename(self.path) + ".json")
+        self.text = ""
+        self.done: list[str] = []
+        self.failed = ""
+        self.ran = False
+        self._targets: tuple[str | None, str | None] | None = None
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            with open(self.record, encoding="utf-8") as f:
+                rec = json.load(f)
+            if not isinstance(rec, dict) or rec.get("identity") != self.key:
+                return
+            if rec.get("failed"):
+                self.failed = str(rec["failed"])
+                return
+            with open(self.path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, ValueError):
+            return  # no record, or a damaged one: mdb runs again
+        done = rec.get("commands")
+        if isinstance(done, list) and all(isinstance(c, str) for c in done):
+            self.text, self.done = text, done
+
+    def run(self, commands: Sequence[str], notes: list[str]) -> None:
+        """Run the dcmds not run on this dump yet, adding their output to the transcript."""
+        todo = [c for c in commands if c not in self.done]
+        if not todo:
+            return
+        assert self.tools.mdb is not None
+        if self._targets is None:
+            unix, vmcore = self.dump.unix, self.dump.vmcore
+            if self.dump.kind is DumpKind.KERNEL and not (unix and vmcore):
+                unix, vmcore = savecore(self.dump, self.tools, self.key)
+                notes.append(f"expanded by savecore into {os.path.dirname(vmcore)}")
+            self._targets = (unix, vmcore)
+        out = run_mdb(mdb_argv(self.tools.mdb, todo, self.dump, *self._targets), self.tools)
+        if out.note:
+            notes.append(out.note)
+        self.text += ("" if not self.text or self.text.endswith("\n") else "\n") + out.text
+        self.done.extend(todo)
+        self.ran = True
+
+    def save(self, failed: str = "") -> str:
+        """Write the transcript and its record; the note that says where (or why not)."""
+        try:
+            if not failed:
+                os.makedirs(self.tools.transcripts, exist_ok=True)
+                with open(self.path, "w", encoding="utf-8") as f:
+                    f.write(self.text)
+            os.makedirs(os.path.dirname(self.record), exist_ok=True)
+            with open(self.record, "w", encoding="utf-8") as f:
+                json.dump({"identity": self.key, "dump": self.dump.name, "commands": self.done, "failed": failed}, f)
+        except OSError as exc:
+            return f"could not save the mdb transcript to {self.path}: {exc.strerror or exc}"
+        return f"mdb transcript saved as {self.path}"
+
+    def reused(self) -> str:
+        """The note of a verdict made from an earlier run's transcript, without starting mdb."""
+        if self.failed:
+            return f"as mdb found on an earlier run (recorded in {self.record}); no mdb run"
+        return f"mdb transcript of an earlier run reused: {self.path}; no mdb run"
 
 
 def _triage(text: str, dump: DumpFiles, sigs: SignatureSet) -> Verdict:
@@ -140,17 +216,6 @@ def transcript_path(dump: DumpFiles, tools: Tools) -> str:
     where = os.path.abspath(os.path.dirname(dump.name)).strip(os.sep).replace(os.sep, "-") or "root"
     leaf = f"dump.{dump.number}" if dump.kind is DumpKind.KERNEL else os.path.basename(dump.name)
     return os.path.join(tools.transcripts, f"{where}.{leaf}.txt")
-
-
-def _save(text: str, dump: DumpFiles, tools: Tools) -> str:
-    path = transcript_path(dump, tools)
-    try:
-        os.makedirs(tools.transcripts, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        return f"could not save the mdb transcript to {path}: {exc.strerror or exc}"
-    return f"mdb transcript saved as {path}"
 
 
 def _error(dump: DumpFiles, reason: str, notes: tuple[str, ...] = ()) -> Verdict:

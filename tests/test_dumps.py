@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,14 +112,38 @@ def test_save_transcripts_elsewhere_and_no_follow_up_without_an_address(
     assert saved.name.endswith(".dump.0.txt") and saved.read_text().startswith("> ::status\n")
 
 
-def test_a_second_savecore_is_not_needed_for_an_expanded_dump(tmp_path: Path, fake: FakeTools) -> None:
+def test_a_dump_analysed_before_starts_no_tool_and_new_dcmds_run_alone(tmp_path: Path, fake: FakeTools) -> None:
     crash = crash_tree(tmp_path)
     d = dump_files(str(crash / "vmdump.0"))
     assert d is not None
     options = Options(tools=Tools.find(None, None, str(tmp_path / "w"), None))
-    assert analyse_dump(d, options).confidence == "likely"
-    assert analyse_dump(d, options).confidence == "likely"
-    assert len(fake.calls("savecore")) == 1 and len(fake.calls("mdb")) == 2
+    first, again = analyse_dump(d, options), analyse_dump(d, options)
+    assert first.confidence == again.confidence == "likely"
+    assert (len(fake.calls("savecore")), len(fake.calls("mdb"))) == (1, 1)
+    assert again.notes[-1].startswith("mdb transcript of an earlier run reused: ")
+    # a site signature that declares another dcmd: only that one runs, on the expansion already made
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "acme-x.toml").write_text('id = "acme-x"\ntitle = "x"\nbugs = ["X-1"]\ndcmds = ["::spa -v"]\n'
+                                      '[crash]\nmessage = "no such panic"\n[[crash.frames]]\nfunction = "f"\n')
+    assert analyse_dump(d, replace(options, site=(str(site),))).confidence == "likely"
+    assert (len(fake.calls("savecore")), len(fake.calls("mdb"))) == (1, 2)
+    assert fake.calls("mdb")[1][1] == "::echo '> ::spa -v'; ::spa -v"
+    # the record lost: mdb runs again, on the expansion kept
+    shutil.rmtree(tmp_path / "w" / "runs")
+    analyse_dump(d, options)
+    assert (len(fake.calls("savecore")), len(fake.calls("mdb"))) == (1, 3)
+
+
+def test_without_a_cache_a_second_run_starts_no_mdb_either(tmp_path: Path, fake: FakeTools,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    crash = crash_tree(tmp_path)
+    args = ["triage", str(crash), "--work", str(tmp_path / "work"), "-f", "json"]
+    first = [json.loads(line) for line in run(args, capsys)[1].splitlines()]
+    calls = len(fake.calls())
+    again = [json.loads(line) for line in run(args, capsys)[1].splitlines()]
+    assert len(fake.calls()) == calls  # the saved transcripts (and mdb's failure) are reused
+    assert [(r["confidence"], r["error"]) for r in again] == [(r["confidence"], r["error"]) for r in first]
 
 
 def test_without_mdb_the_row_gives_the_exact_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
