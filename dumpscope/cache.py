@@ -15,7 +15,18 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, Self
 
 from dumpscope.errors import InputError
-from dumpscope.verdict import VERDICT_SCHEMA, Confidence, Event, Evidence, Fix, FixStatus, Hint, ShownFrame, Verdict
+from dumpscope.verdict import (
+    VERDICT_SCHEMA,
+    Confidence,
+    Event,
+    Evidence,
+    Fix,
+    FixStatus,
+    Hint,
+    ShownFrame,
+    ShownTrap,
+    Verdict,
+)
 
 __all__ = [
     "BRIEF_FIELDS",
@@ -441,6 +452,8 @@ def verdict_from_json(doc: dict[str, Any]) -> Verdict:
         key_frames=tuple(doc["key_frames"]),
         unchecked=tuple(doc["unchecked"]),
         conclusion=doc["conclusion"],
+        trap=None if doc["trap"] is None else ShownTrap(
+            doc["trap"]["line"], doc["trap"]["end"], tuple((k, v) for k, v in doc["trap"]["fields"])),
     )
 
 

@@ -76,8 +76,7 @@ def signature_hints(sig: Signature, m: Match, dump: Dump) -> tuple[Hint, ...]:
 
 def crash_kind(dump: Dump, bkt: Bucket) -> CrashKind | None:
     """The kind of crash (data/crash_hints.toml) this dump is: the first whose test passes."""
-    message = (dump.panic_message or (dump.status.panic_message if dump.status else None) or "")
-    message = message[:MAX_SUBJECT_LENGTH]
+    message = _message(dump)[:MAX_SUBJECT_LENGTH]
     functions = [f.function.lstrip("~")[:MAX_SUBJECT_LENGTH] for f in crash_frames(dump)]
     bucket_kind = bkt.key.split("|", 1)[0]
     for kind in crash_kinds():
@@ -104,9 +103,14 @@ def crash_hints(dump: Dump, bkt: Bucket) -> tuple[Hint, ...]:
 
 def _crash_values(dump: Dump) -> dict[str, str]:
     values: dict[str, str] = {}
-    message = dump.panic_message or (dump.status.panic_message if dump.status else None) or ""
+    message = _message(dump)
     for key, value in _KEYED.findall(message[:MAX_SUBJECT_LENGTH]):
         values.setdefault(key, value.lower())
+    trap = dump.trap
+    if trap is not None:  # the trap record's banner has them when the message was not captured
+        for key, number in (("addr", trap.addr), ("rp", trap.rp)):
+            if number is not None:
+                values.setdefault(key, _hex(number))
     address = dump.panic_thread_address
     if address is None and dump.panic_thread is not None:
         address = dump.panic_thread.address
@@ -126,6 +130,18 @@ def _crash_values(dump: Dump) -> dict[str, str]:
         if first[0].module:
             values["module"] = first[0].module
     return values
+
+
+def _message(dump: Dump) -> str:
+    # the panic message; without one, what the trap record says of the trap, in the message's words
+    message = dump.panic_message or (dump.status.panic_message if dump.status else None)
+    if message:
+        return message
+    trap = dump.trap
+    if trap is None or trap.type is None:
+        return ""
+    kind = " ".join(x for x in (trap.mnemonic, trap.name) if x)
+    return f"BAD TRAP: type={trap.type}" + (f" ({kind})" if kind else "")
 
 
 def _add(out: list[Hint], specs: Iterable[HintSpec], values: Mapping[str, str], dump: Dump) -> None:

@@ -440,6 +440,8 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
         "key_frames": list(v.key_frames),
         "unchecked": list(v.unchecked),
         "conclusion": v.conclusion,
+        "trap": None if v.trap is None else {"line": v.trap.line, "end": v.trap.end,
+                                             "fields": [list(f) for f in v.trap.fields]},
     }
 
 
@@ -523,6 +525,10 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
         out.append(f"fix: {v.fix.status.value}{detail}" + (f" ({refs})" if refs else ""))
     if not v.signature:
         out.extend(_stack_text(v))
+        if v.trap is not None:
+            span = f"line {v.trap.line}" if v.trap.end == v.trap.line else f"lines {v.trap.line}-{v.trap.end}"
+            fields = ", ".join(f"{k} {escape(val)}" for k, val in v.trap.fields)
+            out.append(f"trap record ({span}): {fields}")
     if v.hints:
         out.append("to settle what the transcript leaves open, run in mdb:")
         for h in v.hints:

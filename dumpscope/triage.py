@@ -6,14 +6,14 @@ import hashlib
 from collections.abc import Sequence
 
 from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful
-from dumpscope.dump import Dump
+from dumpscope.dump import Dump, hex_text
 from dumpscope.errors import DumpscopeError
 from dumpscope.hints import crash_hints, signature_hints
 from dumpscope.match import Match, match
 from dumpscope.replay import Scenario, replay
 from dumpscope.signatures import Signature, SignatureSet, signature_set
 from dumpscope.story import events as story_events
-from dumpscope.verdict import Confidence, Fix, FixStatus, ShownFrame, Verdict
+from dumpscope.verdict import Confidence, Fix, FixStatus, ShownFrame, ShownTrap, Verdict
 
 __all__ = [
     "CONFIDENCE_ORDER",
@@ -78,6 +78,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         bucket=bkt.id,
         panic_thread=_panic_thread(dump),
         stack=_shown_stack(dump),
+        trap=_shown_trap(dump),
         key_frames=bkt.frames,
     )
     if best is None:
@@ -189,6 +190,22 @@ def _panic_thread(dump: Dump) -> str | None:
     if first is not None:
         parts.append(f"in {frame_name(first)}")
     return " ".join(parts) or None
+
+
+def _shown_trap(dump: Dump) -> ShownTrap | None:
+    # the panic's trap record, its fields as mdb prints them (bare hex addresses)
+    t = dump.trap
+    if t is None:
+        return None
+    kind = " ".join(x for x in (t.mnemonic, t.name) if x)
+    fields = [
+        ("type", f"{t.type} ({kind})" if t.type and kind else t.type or kind or None),
+        ("process", f"{t.process} pid {t.pid}" if t.process and t.pid is not None else t.process),
+        ("pc", f"{hex_text(t.pc)}{f' ({t.symbol})' if t.symbol else ''}" if t.pc is not None else t.symbol),
+        ("addr", hex_text(t.addr)), ("rp", hex_text(t.rp)), ("sp", hex_text(t.sp)),
+        ("cpu", None if t.cpu is None else str(t.cpu)), ("trap level", None if t.level is None else str(t.level)),
+    ]
+    return ShownTrap(t.line, t.end, tuple((k, v) for k, v in fields if v))
 
 
 def _shown_stack(dump: Dump) -> tuple[ShownFrame, ...]:

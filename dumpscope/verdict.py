@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["VERDICT_SCHEMA", "Confidence", "Event", "Evidence", "Fix", "FixStatus", "Hint", "ShownFrame", "Verdict"]
+__all__ = [
+    "VERDICT_SCHEMA", "Confidence", "Event", "Evidence", "Fix", "FixStatus", "Hint", "ShownFrame", "ShownTrap",
+    "Verdict",
+]
 
 # The schema name of a verdict's JSON object (render.verdict_to_json, cache.verdict_from_json).
 VERDICT_SCHEMA = "dumpscope.verdict/1"
@@ -76,6 +79,15 @@ class ShownFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class ShownTrap:
+    """The panic's trap record as a verdict shows it: where it is, and its fields as mdb prints them."""
+
+    line: int
+    end: int
+    fields: tuple[tuple[str, str], ...] = ()  # ('type', 'e (#pf Page fault)'), ('addr', 'ffffff049f4c6000'), ...
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The triage of one input."""
 
@@ -101,3 +113,4 @@ class Verdict:
     key_frames: tuple[str, ...] = ()  # the bucket's key: its first meaningful frames' functions
     unchecked: tuple[str, ...] = ()  # what a confirming replay could not compare (not in the transcript)
     conclusion: str | None = None  # what the matched bug's source concluded (the signature's notes)
+    trap: ShownTrap | None = None  # the panic's trap record, when the transcript has one

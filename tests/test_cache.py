@@ -37,7 +37,7 @@ from dumpscope.render import (
     to_json_line,
     verdict_to_json,
 )
-from dumpscope.verdict import Confidence, Event, Evidence, Fix, FixStatus, Hint, ShownFrame, Verdict
+from dumpscope.verdict import Confidence, Event, Evidence, Fix, FixStatus, Hint, ShownFrame, ShownTrap, Verdict
 
 
 def _dir(tmp: Path) -> Path:
@@ -184,6 +184,7 @@ def _full_verdict() -> Verdict:
         stack=(ShownFrame(12, "vpanic()", True), ShownFrame(13, "cyclic_reprogram_cyclic+0x97(1, c3)")),
         key_frames=("cyclic_reprogram_cyclic", "cyclic_reprogram"), unchecked=("the panic message",),
         conclusion="the source's conclusion",
+        trap=ShownTrap(20, 38, (("type", "e (#pf Page fault)"), ("addr", "ffffff049f4c6000"))),
     )
 
 

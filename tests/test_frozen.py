@@ -10,7 +10,7 @@ import pytest
 
 from dumpscope.dump import Frame, SectionKind, Thread, build_frame, build_thread
 from dumpscope.frozen import draft_builder, draft_class
-from dumpscope.verdict import Confidence, Event, Evidence, Hint, ShownFrame, Verdict
+from dumpscope.verdict import Confidence, Event, Evidence, Hint, ShownFrame, ShownTrap, Verdict
 
 _FRAME = (12, "cyclic_reprogram", "unix", 0xB0, (0xFFFFFF03EB144000, 0xB), 0xFFFFFF000F832950)
 _THREAD = (40, SectionKind.FINDSTACK, 0xFFFFFE55D37B8080, (Frame(*_FRAME),), "bhyve/1 [vcpu 0]", "SLEEP", "SEMA",
@@ -20,7 +20,8 @@ _VERDICT = ("dump.txt", "ok", None, "attempt to reprogram non-existent cyclic", 
             "illumos-12476", Confidence.PAIRED, "b-1234", "cyclic reprogramming can race with removal",
             ("illumos 12476",), (Evidence(*_EVIDENCE),), None, (Event("handler fires", (12,)),),
             (Hint("::cyclic", "shows the cyclics"),), ("a note",), "thread ffffff...", None,
-            (ShownFrame(12, "vpanic()", True),), ("cyclic_reprogram",), (), "a conclusion")
+            (ShownFrame(12, "vpanic()", True),), ("cyclic_reprogram",), (), "a conclusion",
+            ShownTrap(3, 9, (("type", "e"),)))
 
 
 @pytest.mark.parametrize(("cls", "build", "values"), [

@@ -215,6 +215,21 @@ def test_an_unknown_crash_gets_the_hints_of_its_kind(capsys: pytest.CaptureFixtu
     assert "fffffe0a2b3c4d00::findstack -v" in hints
 
 
+TRAP_164 = TRANSCRIPTS / "trap-illumos-joyent-164-zfs-two-pf-banners-registers.txt"
+
+
+def test_an_unknown_crash_shows_its_trap_record(capsys: pytest.CaptureFixture[str]) -> None:
+    # the second banner (lines 19-38): cpu1 (line 19), addr and rp (line 20), pid, pc and sp (line 25)
+    out = triage(TRAP_164, capsys)
+    line = next(ln for ln in out.splitlines() if ln.startswith("trap record"))
+    assert line.startswith("trap record (lines 20-38): type e (#pf Page fault), process zfs pid 64403, "
+                           "pc fffffffffb87085a, addr ffffff049f4c6000, rp ffffff003dd38830, sp ffffff003dd38928")
+    # its faulting address is what ::whatis is asked about
+    assert hint_commands(out)[0] == "ffffff049f4c6000::whatis"
+    doc = json.loads(run(["triage", "--format", "json", str(TRAP_164)], capsys))
+    assert ["addr", "ffffff049f4c6000"] in doc["trap"]["fields"]
+
+
 # --- --explain ---------------------------------------------------------------------------------------------
 
 def _explain(path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tty: bool) -> str:
