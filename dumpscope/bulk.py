@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
+from select import select as _readable
+from types import FrameType
 from typing import Any, BinaryIO
 
 from dumpscope.analyse import DEFAULT_OPTIONS, Options, dump_verdict
@@ -19,7 +23,17 @@ from dumpscope.signatures import SignatureSet
 from dumpscope.sources import DEFAULT_MAX_BYTES, Source, read_source
 from dumpscope.verdict import Verdict
 
-__all__ = ["Progress", "Row", "default_jobs", "error_verdict", "triage_all", "triage_rows", "triage_source"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Progress",
+    "Row",
+    "default_jobs",
+    "error_verdict",
+    "timed_out",
+    "triage_all",
+    "triage_rows",
+    "triage_source",
+]
 
 Progress = Callable[[int, int], None]  # called as progress(done, total) after each input
 
@@ -33,6 +47,12 @@ _MAX_CHUNK = 32
 # How many times a pool that lost a worker process (killed by the OOM killer, a signal) is restarted
 # for the remaining inputs before they are reported as errors instead.
 _POOL_RESTARTS = 1
+# The time one input may take, read and triage together (`--timeout`): far above what the largest
+# input allowed (128 MiB) takes on a slow machine, far below "hung".
+DEFAULT_TIMEOUT = 120.0
+# How often a worker checks its lifeline and the running input's deadline (and so how late either
+# is noticed): a worker ends within this long of its parent.
+_TICK = 0.2
 
 
 def _triage() -> Any:
@@ -56,6 +76,11 @@ def error_verdict(source: str, reason: str, notes: Sequence[str] = ()) -> Verdic
                    notes=tuple(notes))
 
 
+def timed_out(seconds: float) -> str:
+    """The error of an input that took longer than its time limit: 'timed out after N s'."""
+    return f"timed out after {seconds:g} s"
+
+
 @dataclass(frozen=True, slots=True)
 class _State:
     """What the code that reads and triages one input needs, in a worker or in-process."""
@@ -68,6 +93,7 @@ class _State:
     compact: bool = False
     options: Options = DEFAULT_OPTIONS  # site signatures and the tools that analyse dumps
     dumps: dict[str, DumpFiles] | None = None  # the inputs that are crash dumps, by name
+    timeout: float = 0.0  # seconds one transcript may take (read and triage); 0: no limit
 
 
 def triage_source(src: Source, signatures: SignatureSet | None = None) -> Verdict:
@@ -123,12 +149,82 @@ def _process_dump(dump: DumpFiles, state: _State) -> _Result:
 def _process_path(name: str, state: _State) -> _Result:
     dump = state.dumps.get(name) if state.dumps else None
     if dump is not None:
-        return _process_dump(dump, state)
+        return _process_dump(dump, state)  # savecore and mdb have their own time limits (--mdb-timeout)
+
+    def read_and_process() -> _Result:
+        try:
+            src = read_source(name, max_bytes=state.max_bytes, digest=state.caching)  # the digest: a cache key
+        except Exception as exc:  # noqa: BLE001 - read_source never raises by contract; belt and braces
+            src = Source(name, None, f"internal error reading: {type(exc).__name__}: {exc}", "", 0)
+        return _process(src, state)
+
+    return _within_limit(name, state, read_and_process)
+
+
+def _within_limit(name: str, state: _State, work: Callable[[], _Result]) -> _Result:
+    # `work` under the input's time limit; past it, an error row (not cached: how long an input takes
+    # depends on the machine and its load, not on the input alone)
     try:
-        src = read_source(name, max_bytes=state.max_bytes, digest=state.caching)  # the digest is a cache key
-    except Exception as exc:  # noqa: BLE001 - read_source never raises by contract; belt and braces
-        src = Source(name, None, f"internal error reading: {type(exc).__name__}: {exc}", "", 0)
-    return _process(src, state)
+        with _deadline(state.timeout):
+            return work()
+    except _TimedOut:
+        return _FAILED, error_verdict(name, timed_out(state.timeout)), "", (), None
+
+
+# --- the per-input time limit and the lifeline ----------------------------------------------------
+#
+# A stalled input is stopped by SIGALRM: its handler raises in the main thread, and CPython's regex
+# engine, its loops and its blocking calls (a FIFO's open or read) all check for signals, so the
+# exception arrives even in the middle of one long regex match, which holds the interpreter lock (a
+# watchdog thread could never run then). A worker also checks, on the same tick, the read end of a
+# pipe whose only write end its parent holds: end of file means the parent has died (any signal,
+# SIGKILL included) or has cancelled the run, and the worker ends at once. That is plain POSIX, the
+# same on illumos as on Linux, where a parent-death signal (prctl) would be Linux-only.
+
+
+class _TimedOut(BaseException):
+    # BaseException: no `except Exception` in the parser or matcher may swallow it
+    pass
+
+
+_due: float | None = None  # monotonic time the running input's limit ends; None: no input running
+_lifeline: int | None = None  # in a worker: read end of the pipe the parent holds open
+
+
+def _on_tick(_signum: int, _frame: FrameType | None) -> None:
+    global _due
+    if _lifeline is not None and _readable([_lifeline], [], [], 0)[0]:
+        os._exit(0)  # the parent is gone or cancelled the run: nobody wants what this worker would send
+    if _due is not None and time.monotonic() >= _due:
+        _due = None
+        raise _TimedOut
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    # Arms the running input's limit; _on_tick enforces it where ticking is on (`_ticking`).
+    global _due
+    _due = time.monotonic() + seconds if seconds > 0 else None
+    try:
+        yield
+    finally:
+        _due = None
+
+
+@contextlib.contextmanager
+def _ticking(interval: float) -> Iterator[bool]:
+    # Turns on _on_tick every `interval` seconds in this process for the duration; yields False (and
+    # does nothing) where it cannot: outside the main thread, or where signals do not exist.
+    if interval <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield False
+        return
+    old = signal.signal(signal.SIGALRM, _on_tick)
+    signal.setitimer(signal.ITIMER_REAL, interval, interval)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 # --- worker processes ---------------------------------------------------------------------------
@@ -137,18 +233,23 @@ _WORKER: _State | None = None
 
 
 def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compact: bool, options: Options,
-                 dumps: dict[str, DumpFiles]) -> None:
-    global _WORKER
+                 dumps: dict[str, DumpFiles], timeout: float, lifeline: tuple[int, int]) -> None:
+    global _WORKER, _lifeline
     # Ctrl-C is the parent's to handle (it cancels the pool); workers printing their own
     # KeyboardInterrupt tracebacks would only bury its message.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's end of the lifeline came along with the fork: only the parent may hold it.
+    os.close(lifeline[1])
+    _lifeline = lifeline[0]
+    signal.signal(signal.SIGALRM, _on_tick)
+    signal.setitimer(signal.ITIMER_REAL, _TICK, _TICK)
     cache = None
     if cache_args is not None:
         try:
             cache = Cache(*cache_args, readonly=True)
         except DumpscopeError:
             cache = None  # lookups only speed things up; without them every input is triaged afresh
-    _WORKER = _State(cache, cache_args is not None, max_bytes, compact, options, dumps)
+    _WORKER = _State(cache, cache_args is not None, max_bytes, compact, options, dumps, timeout)
 
 
 def _work(name: str) -> _Result:
@@ -168,8 +269,8 @@ def _context() -> Any:
 
 
 def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
-            max_bytes: int, compact: bool, options: Options,
-            dumps: dict[str, DumpFiles]) -> Generator[_Result, None, None]:
+            max_bytes: int, compact: bool, options: Options, dumps: dict[str, DumpFiles],
+            timeout: float = 0.0) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
     # inputs not yet returned; if it breaks again those inputs become error rows. Imported here: a
     # run answered from the cache starts no pool and need not load them (~10 ms).
@@ -182,13 +283,17 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
         rest = names[pos:]
         n = min(workers, len(rest))
         chunk = max(1, min(_MAX_CHUNK, len(rest) // (n * 16)))
+        lifeline = os.pipe()  # the workers watch the read end; this process alone keeps the write end
         ex = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_init_worker,
-                                 initargs=(cache_args, max_bytes, compact, options, dumps))
+                                 initargs=(cache_args, max_bytes, compact, options, dumps, timeout, lifeline))
+        ended = False
         try:
             for r in ex.map(_work, rest, chunksize=chunk):
                 pos += 1
                 yield r
+            ended = True
         except BrokenProcessPool as exc:
+            ended = True
             restarts += 1
             if restarts > _POOL_RESTARTS:
                 reason = f"worker process died ({exc})"
@@ -196,10 +301,17 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
                     yield _FAILED, error_verdict(name, reason), "", (), None
                 return
         finally:
-            # wait=True: by now only the chunks already running remain (the rest are cancelled), and
+            if not ended:
+                # Ctrl-C, a closed output pipe, or a consumer that stopped early: the workers end at
+                # their next tick instead of finishing the inputs they are on (a stalled one never would).
+                os.close(lifeline[1])
+            # wait=True: by now no work is left but what the workers are ending or finishing, and
             # leaving the pool's manager thread behind makes CPython's exit handler trip over its
             # closed wake-up pipe ("Exception ignored ... Bad file descriptor" on stderr).
             ex.shutdown(wait=True, cancel_futures=True)
+            os.close(lifeline[0])
+            if ended:
+                os.close(lifeline[1])
 
 
 def _inline(names: Sequence[str], state: _State) -> Generator[_Result, None, None]:
@@ -292,14 +404,18 @@ def triage_all(
     max_bytes: int = DEFAULT_MAX_BYTES,
     options: Options = DEFAULT_OPTIONS,
     selection: Selection | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Generator[Verdict, None, None]:
     """Triage every input named by `paths` and yield one Verdict each, in `crashdir.select` order.
 
     `paths` are files, directories (walked recursively) and '-' for standard input (`stdin`, read
     once in this process; a second '-' reuses what was read). Inputs are read and triaged in `jobs`
     worker processes (default: every CPU this process may use; 1 runs everything in-process, with
-    no pool); workers are given paths, not texts. A bad input, or one whose triage raises, becomes
-    a `status='error'` row and never stops or hides the others. With a `cache`, files whose stat
+    no pool); workers are given paths, not texts, and end when this process does. A bad input, or
+    one whose triage raises, becomes a `status='error'` row and never stops or hides the others;
+    so does one that takes longer than `timeout` seconds to read and triage ('timed out after N s';
+    0: no limit; in-process the limit needs the main thread, where SIGALRM is used while the run
+    lasts, and standard input is limited from the end of its reading). With a `cache`, files whose stat
     stamp and content are unchanged are not triaged again, and fresh verdicts are stored (written in
     batches; the caller closes the cache). `progress(done, total)` is called after each input.
     Directories are read as savecore lays them out: one input per crash dump, analysed by running
@@ -307,7 +423,7 @@ def triage_all(
     --exclude patterns, say). Raises SignatureFileError up front when the signature files are bad.
     """
     rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, max_bytes=max_bytes,
-                       options=options, selection=selection)
+                       options=options, selection=selection, timeout=timeout)
     try:
         for row in rows:
             yield row.verdict()
@@ -327,6 +443,7 @@ def triage_rows(
     compact: bool = False,
     options: Options = DEFAULT_OPTIONS,
     selection: Selection | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Generator[Row, None, None]:
     """`triage_all`, yielding a Row per input: cached verdicts stay in their stored form until used.
 
@@ -344,7 +461,9 @@ def triage_rows(
     # Load and validate the signatures before anything else: a bad signature file is one clear
     # error, not an error row per input; loaded here, forked workers inherit them.
     options.signatures()
-    state = _State(cache, cache is not None, max_bytes, False, options, chosen.dumps)
+    if timeout < 0:
+        raise DumpscopeError(f"timeout must be 0 (no limit) or more seconds, not {timeout:g}")
+    state = _State(cache, cache is not None, max_bytes, False, options, chosen.dumps, timeout)
 
     # The pre-check: files whose stat stamp is unchanged and whose content has a verdict are not
     # read, hashed or triaged (one query per 500 files; stamps taken against one clock reading).
@@ -370,7 +489,7 @@ def triage_rows(
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
         results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes, compact, options,
-                                                          chosen.dumps)
+                                                          chosen.dumps, timeout)
     else:
         results = _inline(work, state)
 
@@ -380,7 +499,10 @@ def triage_rows(
     fetched_upto = -1  # the last position of the batch in `fetched`
     fetched: dict[str, str] = {}  # digest -> stored JSON
     stdin_src: Source | None = None
+    ticking = contextlib.ExitStack()
     try:
+        # In this process (inputs triaged in-process, standard input) the time limit ticks while the run lasts.
+        ticking.enter_context(_ticking(_TICK if timeout > 0 else 0))
         for i, name in enumerate(names):
             if i in ready:
                 digest, brief, notes = ready[i]
@@ -403,7 +525,7 @@ def triage_rows(
             elif name == "-":
                 if stdin_src is None:
                     stdin_src = read_source("-", stdin=stdin, max_bytes=max_bytes)
-                r = _process(stdin_src, state)
+                r = _within_limit(stdin_src.name, state, functools.partial(_process, stdin_src, state))
                 name = stdin_src.name
             else:
                 r = next(results)
@@ -429,6 +551,7 @@ def triage_rows(
                 progress(i + 1, total)
             yield Row(name, v, doc=doc, digest=digest)
     finally:
+        ticking.close()
         results.close()
         if cache is not None:
             cache.flush()

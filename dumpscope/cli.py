@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TextIO
 
 import typer
 
 # typer 0.26+ carries its own copy of click (pyproject pins 0.26-0.28); its exceptions are the ones raised
 from typer import _click as click
 
-from dumpscope.errors import DumpscopeError, InputError
+from dumpscope.errors import DumpscopeError, InputError, OutputError
 
 if TYPE_CHECKING:
     from typer._click import _termui_impl as typer_progress
@@ -31,6 +32,10 @@ __all__ = ["app", "main"]
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # triage --new-only: some inputs are new or regressed crashes (README "Exit codes")
 EXIT_NEW = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C ended
+
+# bulk.DEFAULT_TIMEOUT, repeated so that --help does not import the bulk runner (tests check they agree)
+DEFAULT_TIMEOUT = 120.0
 
 app = typer.Typer(
     name="dumpscope",
@@ -88,13 +93,26 @@ SignaturesOpt = Annotated[
 def _err(message: str) -> None:
     from dumpscope.render import escape
 
-    sys.stderr.write(f"dumpscope: error: {escape(message)}\n")
+    _say(f"dumpscope: error: {escape(message)}\n")
+
+
+def _say(text: str) -> None:
+    # A message on stderr. A closed or full stderr loses the message, never the output: the run goes
+    # on, and the exit code is the one the run earns.
+    stream = sys.stderr
+    if stream is None or isinstance(stream, _Muted):
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        sys.stderr = _Muted(stream)
 
 
 def _warn(message: str) -> None:
     from dumpscope.render import escape
 
-    sys.stderr.write(f"dumpscope: warning: {escape(message)}\n")
+    _say(f"dumpscope: warning: {escape(message)}\n")
 
 
 def _stdin_path(path: str | None) -> str:
@@ -182,6 +200,9 @@ def triage_cmd(
     jobs: Annotated[int | None, typer.Option(
         "--jobs", "-j", min=0, help="Worker processes [default: 0, every CPU]; 1 runs in-process.",
         show_default=False)] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", metavar="SECONDS", min=0, help="Time one input may take to read and triage; past it, "
+        "the input is an error row 'timed out after N s' and the run goes on. 0: no limit.")] = DEFAULT_TIMEOUT,
     summary: Annotated[bool, typer.Option(
         "--summary", help="Print counts per signature and bucket (with first/last build and an example) "
         "instead of one row per input.")] = False,
@@ -236,10 +257,11 @@ def triage_cmd(
     \b
     Exit codes:
       0  every input was triaged (known signature or unknown bucket)
-      1  some inputs could not be read or parsed (their rows are still printed)
+      1  some inputs could not be read or parsed, or took too long (their rows are still printed)
       2  usage error
       3  internal error (rerun with --debug)
       4  --new-only: some inputs are new or regressed crashes (they are what is printed)
+      130  interrupted (Ctrl-C); the rows finished by then are printed
     """
     from dumpscope.analyse import Options, default_work
     from dumpscope.bulk import triage_rows
@@ -293,8 +315,9 @@ def triage_cmd(
     # without fetching or decoding the stored JSON. JSON output splices the stored rows through.
     brief = summary or fmt in (Format.table, Format.csv)
     rows = triage_rows(given, jobs=jobs, cache=store, stdin=stdin, progress=bar, docs=not brief, compact=True,
-                       options=options, selection=chosen)
+                       options=options, selection=chosen, timeout=timeout)
     write = sys.stdout.write
+    interrupted = False
     try:
         first = True
         for row in rows:
@@ -324,6 +347,8 @@ def triage_cmd(
                 lines = _transcript_lines(v.source, stdin_bytes, chosen.dumps, tools) if explain else None
                 write(("" if first else "\n") + render_verdict_text(v, lines, color=explain and _color()))
             first = False
+    except KeyboardInterrupt:
+        interrupted = True  # the rows finished so far are still printed below
     finally:
         rows.close()  # on a broken pipe or Ctrl-C: cancel the queued work now, not at exit
         if bar:
@@ -348,6 +373,8 @@ def triage_cmd(
         from dumpscope.render import render_csv
 
         write(render_csv(collected))
+    if interrupted:
+        raise KeyboardInterrupt
     if alerts:
         return EXIT_NEW  # before EXIT_INPUT: one unreadable file must not hide a new crash from a cron job
     return EXIT_INPUT if failed else EXIT_OK
@@ -687,42 +714,156 @@ class _Progress:
             sys.stderr.flush()
 
 
+class _Output:
+    """sys.stdout while a command runs: a write that fails for any reason but a closed pipe (a full
+    disk, an I/O error) raises OutputError, the one-line "cannot write output" error (exit 1)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _Muted:
+    """sys.stderr once writing to it failed: takes everything, writes nothing (nor fails at exit)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _fill_closed_fds() -> None:
+    # A standard descriptor the shell closed (`>&-`) would be handed to the next file opened (the
+    # cache, a pipe to the workers), and whatever writes to it then would land there: fill it with
+    # /dev/null first. Python itself left sys.stdout (or stdin, stderr) None.
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _silence_stdout() -> None:
+    # The reader went away: whatever is still buffered goes nowhere, quietly, at exit too.
+    null = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+def _invoke(argv: list[str] | None) -> Any:
+    # The command itself, through click's public Context API rather than its main(): main() would
+    # take a closed pipe (exit 1) and Ctrl-C (exit 130, silently) for itself before they reach
+    # the boundary below.
+    cmd = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else list(argv)
+    with cmd.make_context("dumpscope", args) as ctx:
+        return cmd.invoke(ctx)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the CLI: the one place where errors become messages and exit codes.
 
-    With no argv it is the process's entry point (the console script, `python -m dumpscope`)."""
+    With no argv it is the process's entry point (the console script, `python -m dumpscope`).
+    A closed output pipe (`| head`) ends the run quietly with exit 0, whatever the format; a full
+    disk or a closed stdout is an output error (exit 1); Ctrl-C prints `dumpscope: interrupted` and
+    exits 130; a closed or full stderr loses only the messages.
+    """
+    _fill_closed_fds()
+    real_stdout = sys.stdout
+    real_stderr = sys.stderr
+    encoding_errors = None
+    if isinstance(real_stdout, io.TextIOWrapper):
+        # Anything the output encoding cannot show (a non-ASCII name under LANG=C) is escaped, not fatal.
+        encoding_errors = real_stdout.errors
+        with contextlib.suppress(Exception):
+            real_stdout.reconfigure(errors="backslashreplace")
+    if real_stdout is not None:
+        sys.stdout = _Output(real_stdout)  # sys.stdout's job, in a wrapper
     try:
-        rc = app(args=argv, standalone_mode=False)
+        if real_stdout is None:
+            raise OutputError("standard output is closed")
+        rc = _invoke(argv)
     except typer.Exit as e:
         rc = e.exit_code
     except (click.exceptions.UsageError, click.exceptions.NoArgsIsHelpError) as e:
-        e.show()
+        _show(e)
         rc = EXIT_USAGE
     except click.exceptions.ClickException as e:
-        e.show()
+        _show(e)
         rc = e.exit_code
-    except typer.Abort:
-        sys.stderr.write("dumpscope: interrupted\n")
-        rc = 130
+    except (KeyboardInterrupt, typer.Abort):
+        _say("dumpscope: interrupted\n")
+        rc = EXIT_INTERRUPTED
     except DumpscopeError as e:
         _err(str(e))
         rc = EXIT_INPUT
     except BrokenPipeError:
-        # the reader went away (| head): not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # the reader went away (| head): not an error of ours, in any format
+        _silence_stdout()
         rc = EXIT_OK
-    except KeyboardInterrupt:
-        sys.stderr.write("dumpscope: interrupted\n")
-        rc = 130
     except Exception as e:  # the boundary: a bug must not print a traceback unless asked
         if _debug:
             raise
         _err(f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)")
         rc = EXIT_INTERNAL
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        if real_stdout is not None:
+            sys.stdout = real_stdout
+    if real_stdout is not None:
+        try:
+            _Output(real_stdout).flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            rc = EXIT_OK
+        except OutputError as e:
+            _err(str(e))
+            _silence_stdout()
+            rc = EXIT_INPUT
+        if encoding_errors is not None:
+            with contextlib.suppress(Exception):
+                real_stdout.reconfigure(errors=encoding_errors)  # type: ignore[union-attr]
+    if isinstance(sys.stderr, _Muted):
+        # stderr failed: what it still buffers must not fail again at exit (Python would exit 120)
+        sys.stderr = real_stderr if real_stderr is None else open(os.devnull, "w")  # noqa: SIM115
     sys.exit(rc if isinstance(rc, int) else EXIT_OK)
+
+
+def _show(e: click.exceptions.ClickException) -> None:
+    # click prints usage errors itself; to a stderr that fails, it must not fail the run
+    try:
+        e.show()
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -6,6 +6,7 @@ __all__ = [
     "DumpscopeError",
     "InputError",
     "ModelInvariantError",
+    "OutputError",
     "SignatureFileError",
     "TranscriptSyntaxError",
 ]
@@ -17,6 +18,13 @@ class DumpscopeError(Exception):
 
 class InputError(DumpscopeError):
     """An input could not be read or holds nothing usable (missing, binary, empty, undecodable)."""
+
+
+class OutputError(DumpscopeError):
+    """The output could not be written (a full disk, a closed standard output); not a closed pipe."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write output: {reason}")
 
 
 class TranscriptSyntaxError(DumpscopeError):

@@ -24,6 +24,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "VERDICT_SCHEMA",
     "build_order_key",
+    "csv_cell",
     "dump_to_json",
     "escape",
     "frame_to_json",
@@ -45,17 +46,44 @@ __all__ = [
 
 PARSE_SCHEMA = "dumpscope.parse/1"
 
-# C0 controls except tab, DEL, and C1 controls: a transcript must never drive the terminal.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# What a transcript or a file name must never put in front of a person raw: C0 controls except tab,
+# DEL and C1 controls (they drive the terminal); bidirectional marks, embeddings, overrides and
+# isolates, zero-width and other invisible format characters, and the Unicode line and paragraph
+# separators (they make text read other than it is: "Trojan Source", CVE-2021-42574); tag characters;
+# and lone surrogates (an undecodable byte of a file name, kept by surrogateescape; unprintable).
+_CONTROL = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]")
+
+
+def _escaped(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    if c <= 0xFF:
+        return f"\\x{c:02x}"
+    if 0xDC80 <= c <= 0xDCFF:  # the byte surrogateescape stands for
+        return f"\\x{c - 0xDC00:02x}"
+    return f"\\u{c:04x}" if c <= 0xFFFF else f"\\U{c:08x}"
 
 
 def escape(text: str | None) -> str:
-    """Show control characters from a transcript as escapes (\\x1b), so they are never echoed raw."""
+    """Show control and invisible characters from a transcript or a file name as escapes (\\x1b,
+    \\u202e; an undecodable byte of a name as \\xff), so they are never echoed raw."""
     if not text:
         return ""
     if _CONTROL.search(text) is None:
         return text
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_escaped, text)
+
+
+# A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str | None) -> str:
+    """A CSV cell: escaped as `escape` does, and prefixed with a single quote when it would start
+    with '=', '+', '-', '@', a tab or a carriage return (OWASP's rule against formula injection)."""
+    cell = escape(text)
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
 def frame_to_json(f: Frame) -> dict[str, Any]:
@@ -646,9 +674,11 @@ def render_csv(verdicts: Iterable[Verdict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(_CSV_COLUMNS)
     for v in verdicts:
-        # CSV is for programs: values unescaped except control characters, which must never reach a terminal.
-        w.writerow([escape(v.source), escape(v.title), v.signature or "", v.confidence.value if v.confidence else "",
-                    v.bucket, escape(v.platform), v.status, escape(v.error)])
+        # CSV is for programs: values as they are except control and invisible characters (never raw
+        # in front of a person) and a formula's first character (never run by a spreadsheet).
+        w.writerow([csv_cell(v.source), csv_cell(v.title), csv_cell(v.signature),
+                    v.confidence.value if v.confidence else "", csv_cell(v.bucket), csv_cell(v.platform), v.status,
+                    csv_cell(v.error)])
     return buf.getvalue()
 
 
@@ -719,7 +749,7 @@ def render_summary_csv(verdicts: Iterable[Verdict]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(_SUMMARY_CSV_COLUMNS)
     for r in summary_rows(verdicts):
-        w.writerow([escape(str(r[c])) if r[c] is not None else "" for c in _SUMMARY_CSV_COLUMNS])
+        w.writerow([csv_cell(str(r[c])) if r[c] is not None else "" for c in _SUMMARY_CSV_COLUMNS])
     return buf.getvalue()
 
 
