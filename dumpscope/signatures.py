@@ -28,7 +28,10 @@ __all__ = [
     "BUNDLED_PREFIX",
     "BucketNote",
     "ENV_SIGNATURES",
+    "MAX_FILE_BYTES",
+    "MAX_NESTING",
     "MAX_PATTERN_LENGTH",
+    "MAX_PATTERNS_PER_FILE",
     "MAX_SUBJECT_LENGTH",
     "EXTRA_FIELDS",
     "CRASH_FIELDS",
@@ -74,6 +77,11 @@ MAX_PATTERN_LENGTH = 300
 # Subjects (panic messages, function names) are cut to this many characters before matching, so that
 # even a pattern with several '.*' stays cheap on a pathological multi-megabyte line.
 MAX_SUBJECT_LENGTH = 1024
+# A signature file is a few KB (the largest shipped, illumos-12476, is 5 KB with 13 patterns): a file
+# past these limits is a mistake or an attack, refused before its patterns are compiled one by one.
+MAX_FILE_BYTES = 64 * 1024
+MAX_PATTERNS_PER_FILE = 100  # message, exclude, frame function and module patterns together
+MAX_NESTING = 8  # tables and arrays inside each other, the file's own table counted (the schema needs 5)
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9.+-]{0,63}")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -331,24 +339,33 @@ class SignatureSet:
 # Regex safety
 
 
-def check_regex(pattern: str) -> str | None:
+def check_regex(pattern: str, max_length: int | None = MAX_PATTERN_LENGTH) -> str | None:
     """Why a pattern could make matching super-linear, or None when it is safe.
 
-    Rejected: backreferences, lookaround, a repeat inside a repeat (`(a+)+`, `(.*)*`), and an
-    alternation inside a repeat (`(a|ab)*`): those are the shapes that make a backtracking engine
-    explode. Together with MAX_SUBJECT_LENGTH this keeps matching cheap on long lines.
+    Rejected: backreferences, lookaround, a repeat inside a repeat (`(a+)+`, `(.*)*`), an
+    alternation inside a repeat (`(a|ab)*`), and two unbounded repeats with nothing between them
+    but what may match nothing, when some character could be taken by either (`[^x]*[^y]*`,
+    `\\d+\\w*`, `a*b?a*`): those are the shapes that make a backtracking engine explode (the
+    last one polynomially: the engine tries every way to share a run between the repeats). Together
+    with MAX_SUBJECT_LENGTH this keeps matching cheap on long lines. `max_length` (None: no limit)
+    lets the project hold its own longer line regexes to the same rules.
     """
     if not pattern:
         return "empty pattern"
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        return f"pattern longer than {MAX_PATTERN_LENGTH} characters"
+    if max_length is not None and len(pattern) > max_length:
+        return f"pattern longer than {max_length} characters"
     try:
         parsed = _sre_parse.parse(pattern)
     except re.error as exc:
         return f"invalid regular expression: {exc}"
-    return _walk(list(parsed), in_repeat=False)
-
-
+    why = _walk(list(parsed), in_repeat=False)
+    if why:
+        return why
+    try:
+        _adjacent(list(parsed), [], _Chars(parsed.state.flags))
+    except _Overlap as exc:
+        return str(exc)
+    return None
 _REPEATS = {
     op for op in (getattr(_sre_c, n, None) for n in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")) if op
 }
@@ -387,6 +404,131 @@ def _walk(items: Sequence[Any], in_repeat: bool) -> str | None:
     return None
 
 
+class _Overlap(Exception):
+    pass
+
+
+class _Chars:
+    """The characters a one-character regex item can match, over a sample of the alphabet (ASCII,
+    Latin-1 and beyond, and one of each kind of non-ASCII digit, space and letter) as a bit set: enough
+    to tell whether two classes share a character, which is all the adjacency rule asks."""
+
+    SAMPLE = [chr(c) for c in range(0x300)] + ["\u0660", "\u2028", "\u3000", "\u4e2d", "\uff10", "\U0001f600"]
+    _ALL = (1 << len(SAMPLE)) - 1
+    _CATEGORIES = {
+        "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
+        "CATEGORY_NOT_SPACE": r"\S", "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W",
+    }
+
+    def __init__(self, flags: int) -> None:
+        self.ignore_case = bool(flags & re.IGNORECASE)
+        self.dotall = bool(flags & re.DOTALL)
+
+    def _where(self, test: Any) -> int:
+        bits = 0
+        for i, ch in enumerate(self.SAMPLE):
+            if test(ch):
+                bits |= 1 << i
+        return bits
+
+    def _literal(self, code: int) -> int:
+        ch = chr(code)
+        if self.ignore_case:
+            return self._where(lambda c: c.lower() == ch.lower())
+        return self._where(lambda c: c == ch)
+
+    def _category(self, cat: Any) -> int:
+        pat = self._CATEGORIES.get(str(cat))
+        if pat is None:
+            return self._ALL  # a category not listed (line breaks, locale): assume it may share anything
+        rx = re.compile(pat)
+        return self._where(lambda c: rx.fullmatch(c) is not None)
+
+    def of(self, items: Sequence[Any]) -> int:
+        """Every character some one-character item anywhere in `items` can match."""
+        bits = 0
+        for op, av in items:
+            if op == _sre_c.LITERAL:
+                bits |= self._literal(av)
+            elif op == _sre_c.NOT_LITERAL:
+                bits |= self._ALL & ~self._literal(av)
+            elif op == _sre_c.ANY:
+                bits |= self._ALL if self.dotall else self._ALL & ~self._literal(10)
+            elif op == _sre_c.IN:
+                inner = 0
+                negate = False
+                for iop, iav in av:
+                    if iop == _sre_c.NEGATE:
+                        negate = True
+                    elif iop == _sre_c.LITERAL:
+                        inner |= self._literal(iav)
+                    elif iop == _sre_c.RANGE:
+                        lo, hi = iav
+                        inner |= self._where(lambda c, lo=lo, hi=hi: lo <= ord(c) <= hi)
+                    elif iop == _sre_c.CATEGORY:
+                        inner |= self._category(iav)
+                    else:
+                        inner |= self._ALL
+                bits |= self._ALL & ~inner if negate else inner
+            elif op in _REPEATS:
+                bits |= self.of(av[2])
+            elif op == _sre_c.SUBPATTERN:
+                bits |= self.of(av[-1])
+            elif op == _sre_c.BRANCH:
+                for branch in av[1]:
+                    bits |= self.of(branch)
+            elif op == getattr(_sre_c, "ATOMIC_GROUP", None):
+                bits |= self.of(av)
+            elif op not in (_sre_c.AT,):
+                bits |= self._ALL
+        return bits
+
+
+def _may_be_empty(items: Sequence[Any]) -> bool:
+    for op, av in items:
+        if op == _sre_c.AT:
+            continue
+        if op in _REPEATS and av[0] == 0:
+            continue
+        if op == _sre_c.SUBPATTERN and _may_be_empty(av[-1]):
+            continue
+        if op == _sre_c.BRANCH and any(_may_be_empty(b) for b in av[1]):
+            continue
+        return False
+    return True
+
+
+def _adjacent(items: Sequence[Any], open_sets: list[int], chars: _Chars) -> list[int]:
+    # Walks a sequence left to right. `open_sets` are the character sets of the unbounded repeats
+    # that the next item follows with nothing between them but what may match nothing; an unbounded
+    # repeat whose set meets one of them raises _Overlap. Returns the open sets after the sequence.
+    for op, av in items:
+        if op == _sre_c.AT:
+            continue
+        if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT):
+            lo, hi, body = av
+            if hi == _sre_c.MAXREPEAT:
+                mine = chars.of(body)
+                if any(mine & other for other in open_sets):
+                    raise _Overlap("two unbounded repeats side by side can take the same characters "
+                                   "(polynomial backtracking); make their character sets disjoint")
+                # (what is inside it was checked by _walk: no unbounded repeat may nest in it)
+                open_sets = open_sets + [mine] if lo == 0 or _may_be_empty(body) else [mine]
+            else:
+                after = _adjacent(body, list(open_sets), chars)
+                open_sets = open_sets + after if lo == 0 or _may_be_empty(body) else after
+        elif op == _sre_c.SUBPATTERN:
+            open_sets = _adjacent(av[-1], open_sets, chars)
+        elif op == _sre_c.BRANCH:
+            merged: list[int] = []
+            for branch in av[1]:
+                merged += _adjacent(branch, list(open_sets), chars)
+            open_sets = merged
+        else:  # one character, or a possessive repeat or an atomic group (they never give back)
+            open_sets = open_sets if _may_be_empty([(op, av)]) else []
+    return open_sets
+
+
 _LITERALS_RE = re.compile(r"[A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*")
 
 
@@ -419,6 +561,8 @@ def load_irrelevant_frames(text: str | None = None, path: str = "irrelevant_fram
     """The plumbing-frame regexes (one a line, '#' comments); bad lines raise SignatureFileError."""
     if text is None:
         text = _data_dir().joinpath("irrelevant_frames.txt").read_text(encoding="utf-8")
+    if len(text) > MAX_FILE_BYTES:
+        raise SignatureFileError(path, None, f"larger than {MAX_FILE_BYTES // 1024} KiB")
     out = []
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
@@ -487,7 +631,8 @@ def load_signatures(paths: Iterable[str | Path] | None = None) -> SignatureSet:
     files: list[tuple[str, bytes]] = []
     for p in sorted(Path(p) for p in paths):
         try:
-            files.append((str(p), p.read_bytes()))
+            with p.open("rb") as f:
+                files.append((str(p), f.read(MAX_FILE_BYTES + 1)))  # no more: _parse_any refuses it
         except OSError as exc:
             raise SignatureFileError(str(p), None, f"cannot read: {exc.strerror or exc}") from None
     return _assemble(files, [])
@@ -517,7 +662,7 @@ def site_files(directory: str) -> list[tuple[str, bytes]]:
         path = os.path.join(directory, name)
         try:
             with open(path, "rb") as f:
-                out.append((path, f.read()))
+                out.append((path, f.read(MAX_FILE_BYTES + 1)))  # no more: _parse_any refuses it
         except OSError as exc:
             raise SignatureFileError(path, None, f"cannot read: {exc.strerror or exc}") from None
     return out
@@ -684,6 +829,8 @@ def _parse_file(path: str, data: bytes) -> Signature:
 
 def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNote, ...]]:
     # A signature file (which may carry [[bucket_notes]]), or a site file of [[bucket_notes]] only (no 'id').
+    if len(data) > MAX_FILE_BYTES:
+        raise SignatureFileError(path, None, f"larger than {MAX_FILE_BYTES // 1024} KiB (a signature is a few KB)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -696,6 +843,13 @@ def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNo
         if line is None and "end of document" in str(exc):
             line = max(1, len(text.splitlines()))
         raise SignatureFileError(path, line, f"TOML syntax: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and inline tables recursively
+        raise SignatureFileError(path, None, f"nested deeper than {MAX_NESTING} levels") from None
+    if _depth(doc) > MAX_NESTING:
+        raise SignatureFileError(path, None, f"nested deeper than {MAX_NESTING} levels")
+    n = _count_patterns(doc)
+    if n > MAX_PATTERNS_PER_FILE:
+        raise SignatureFileError(path, None, f"{n} patterns, more than the limit of {MAX_PATTERNS_PER_FILE} a file")
     ctx = _Ctx(path, text)
     if "id" not in doc and "bucket_notes" in doc:
         _keys(ctx, doc, {"bucket_notes"}, ())
@@ -818,6 +972,38 @@ def check_dcmd(text: str) -> str | None:
     if not _DCMD_RE.fullmatch(text.strip()):
         return "must be an mdb dcmd ('::stacks -c f', '$C', '{address}::findstack -v')"
     return None
+
+
+def _depth(doc: Any) -> int:
+    # How deep tables and arrays nest (a table at the top is 1), without recursion.
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(doc, 1)]
+    while todo:
+        value, level = todo.pop()
+        deepest = max(deepest, level)
+        if level > MAX_NESTING:
+            break
+        children = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else ()
+        todo.extend((c, level + 1) for c in children if isinstance(c, Mapping | list))
+    return deepest
+
+
+def _count_patterns(doc: Mapping[str, Any]) -> int:
+    # Counted before any is compiled or located (only the shapes the schema allows count; the schema
+    # checks that come after refuse the rest).
+    def frames(table: Any) -> int:
+        fr = table.get("frames") if isinstance(table, Mapping) else None
+        return sum(1 + ("module" in f) for f in fr if isinstance(f, Mapping)) if isinstance(fr, list) else 0
+
+    crash = doc.get("crash")
+    n = frames(crash)
+    if isinstance(crash, Mapping):
+        n += "message" in crash
+        n += len(crash["exclude"]) if isinstance(crash.get("exclude"), list) else 0
+    threads = doc.get("threads")
+    if isinstance(threads, list):
+        n += sum(frames(t) for t in threads)
+    return n
 
 
 def _keys(ctx: _Ctx, table: Any, allowed: set[str], where: tuple[str | int, ...]) -> None:
