@@ -20,10 +20,10 @@ from dumpscope.cli import main  # noqa: E402
 _real = triage_mod.triage_text
 
 
-def _triage_text(text: str, source: str, **kw: Any) -> Any:
+def _triage_text(text: str, source: str, *args: Any, **kw: Any) -> Any:
     if "SLOW" in text:
         re.match(r"(a+)+$", "a" * 64 + "!")  # 2**64 steps
-    return _real(text, source, **kw)
+    return _real(text, source, *args, **kw)
 
 
 triage_mod.triage_text = _triage_text  # type: ignore[assignment]
