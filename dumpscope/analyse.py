@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dumpscope.crashdir import DumpFiles, DumpKind, dump_files, identity
-from dumpscope.mdb import DumpFailure, Tools, first_pass, follow_ups, mdb_argv, needs_mdb, run_mdb, savecore
+from dumpscope.mdb import DumpFailure, Tools, echoed, first_pass, follow_ups, mdb_argv, needs_mdb, run_mdb, savecore
 from dumpscope import signatures as _signatures
 from dumpscope.signatures import SignatureSet
 from dumpscope.sources import DEFAULT_MAX_BYTES, read_source
@@ -176,12 +176,19 @@ class _Session:
                 unix, vmcore = savecore(self.dump, self.tools, self.key)
                 notes.append(f"expanded by savecore into {os.path.dirname(vmcore)}")
             self._targets = (unix, vmcore)
-        out = run_mdb(mdb_argv(self.tools.mdb, todo, self.dump, *self._targets), self.tools)
-        if out.note:
-            notes.append(out.note)
-        self.text += ("" if not self.text or self.text.endswith("\n") else "\n") + out.text
-        self.done.extend(todo)
-        self.ran = True
+        while todo:
+            out = run_mdb(mdb_argv(self.tools.mdb, todo, self.dump, *self._targets), self.tools)
+            if out.note:
+                notes.append(out.note)
+            self.text += ("" if not self.text or self.text.endswith("\n") else "\n") + out.text
+            self.ran = True
+            # mdb -e drops the rest of its script after a dcmd it cannot run (an unknown dcmd, a
+            # module not loaded): the dcmds whose echo never came are run again without it.
+            reached = echoed(out.text, todo)
+            self.done.extend(todo[:reached] or todo)
+            if 0 < reached < len(todo):
+                notes.append(f"mdb stopped after {todo[reached - 1]}; ran again for {'; '.join(todo[reached:])}")
+            todo = todo[reached:] if reached else []
 
     def save(self, failed: str = "") -> str:
         """Write the transcript and its record; the note that says where (or why not)."""

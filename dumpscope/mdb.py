@@ -23,6 +23,7 @@ __all__ = [
     "DumpFailure",
     "MdbRun",
     "Tools",
+    "echoed",
     "first_pass",
     "follow_ups",
     "mdb_argv",
@@ -100,6 +101,19 @@ def mdb_argv(mdb: str, commands: Sequence[str], dump: DumpFiles, unix: str | Non
     script = "; ".join(f"::echo '> {c}'; {c}" for c in commands)
     targets = [dump.core] if dump.kind is DumpKind.PROCESS else [unix or dump.unix, vmcore or dump.vmcore]
     return [mdb, "-e", script, *(t for t in targets if t)]
+
+
+def echoed(text: str, commands: Sequence[str]) -> int:
+    """How many of `commands` mdb reached, counted by the `> dcmd` lines mdb_argv's script echoes.
+
+    mdb -e reads its script as one string and, after a dcmd it cannot parse or run, discards the
+    rest of it (illumos mdb_lex.c, yydiscard): the commands after the last echo never ran.
+    """
+    n = 0
+    for line in text.splitlines():
+        if n < len(commands) and line == f"> {commands[n]}":
+            n += 1
+    return n
 
 
 def needs_mdb(dump: DumpFiles, commands: Sequence[str], work: str) -> str:

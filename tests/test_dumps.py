@@ -267,3 +267,19 @@ def test_a_named_mdb_that_is_not_executable_is_a_usage_error(tmp_path: Path,
     (tmp_path / "mdb").write_text("not a program")
     rc, out, err = run(["triage", "--mdb", str(tmp_path / "mdb"), str(tmp_path)], capsys)
     assert rc == 2 and out == "" and "is not an executable file" in err
+
+
+def test_an_unknown_dcmd_does_not_lose_the_dcmds_after_it(tmp_path: Path, fake: FakeTools,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # mdb -e drops the rest of its script after a dcmd it cannot run; the rest runs again without it
+    monkeypatch.setenv("FAKE_MDB_UNKNOWN", "::panicinfo")
+    crash = crash_tree(tmp_path)
+    v = analyse(str(crash / "vmcore.1"), Options(tools=Tools.find(None, None, str(tmp_path / "w"), None)))
+    assert v.confidence == "confirmed"
+    cmds = list(first_pass(signature_set()))
+    rest = cmds[cmds.index("::panicinfo") + 1:]
+    assert f"mdb stopped after ::panicinfo; ran again for {'; '.join(rest)}" in v.notes
+    assert [c[1] for c in fake.calls("mdb")] == [
+        "; ".join(f"::echo '> {c}'; {c}" for c in cmds),
+        "; ".join(f"::echo '> {c}'; {c}" for c in rest),
+        f"::echo '> {REMOVER_HINT}'; {REMOVER_HINT}"]

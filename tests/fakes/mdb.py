@@ -4,7 +4,8 @@ Called as the real invocation is, `mdb -e '<script>' unix.N vmcore.N` (or `mdb -
 The dump's host (the nodename in its dumphdr_t) names the recorded session FAKE_MDB_SESSIONS/<host>.mdb,
 an interactive session ('> dcmd' lines, each followed by what that dcmd printed). Each `::echo ARGS`
 of the script prints ARGS; each other dcmd prints its recorded output (nothing when not recorded).
-Directives on a session's first lines ('#!fake sleep N', '#!fake garbage', '#!fake fail MESSAGE')
+A dcmd named in FAKE_MDB_UNKNOWN (comma-separated) fails as an unknown dcmd does: mdb prints its
+error and drops the rest of the script. Directives on a session's first lines ('#!fake sleep N', '#!fake garbage', '#!fake fail MESSAGE')
 make it hang, print binary garbage, or fail as mdb does when it cannot load a dump. Every call is
 appended to FAKE_TOOLS_LOG as one JSON line.
 """
@@ -63,10 +64,16 @@ def main(argv):
             outputs[current] = []
         elif current is not None:
             outputs[current].append(line)
+    unknown = set(filter(None, os.environ.get("FAKE_MDB_UNKNOWN", "").split(",")))
     for part in script.split(";"):
         part = part.strip()
         if part.startswith("::echo "):
             print(part[len("::echo "):].strip("'\""))
+        elif part.split()[0] in unknown:
+            # as mdb does: the error, and the rest of the -e string is discarded
+            sys.stdout.flush()
+            sys.stderr.write(f"mdb: invalid command '{part.split()[0]}': unknown dcmd name\n")
+            return 1
         else:
             for line in outputs.get(part, []):
                 print(line)
