@@ -24,6 +24,9 @@ _LOOSE = [
     re.compile(r"^ {9,}[A-Za-z_][\w.]*(?:\+0x[0-9a-f]+)?\s*$"),  # ::stacks frame (17 or 9 columns)
 ]
 _HEADER_END = "# ---"
+# a ::threadlist row (ADDR PROC LWP CMD/LWPID): its last column may be an unresolved start function
+# ('0xfffffea31d21c9c0()'), which names the thread, not a frame of a stack
+_THREADLIST_ROW = re.compile(r"^\s*[0-9a-f]{8,16}\s+[0-9a-f]{8,16}\s+[0-9a-f]+\s+\S+\s*$")
 
 
 def _corpus_files() -> list[Path]:
@@ -37,7 +40,7 @@ def _frame_lines(text: str) -> list[int]:
         if in_header:
             in_header = line.strip() != _HEADER_END
             continue
-        if any(rx.search(line) for rx in _LOOSE):
+        if any(rx.search(line) for rx in _LOOSE) and not _THREADLIST_ROW.match(line):
             found.append(n)
     return found
 
