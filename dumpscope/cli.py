@@ -360,7 +360,7 @@ def triage_cmd(
             if store is not None:
                 store.close()
     if chosen.skipped:
-        sys.stderr.write(f"dumpscope: {skip_summary(chosen.skipped)}\n")
+        _say(f"dumpscope: {skip_summary(chosen.skipped)}\n")
     if new_only and not collected:
         pass  # nothing new: no output at all (a cron job mails whatever is printed)
     elif summary:

@@ -59,6 +59,7 @@ class SkipReason(StrEnum):
 
     BOOKKEEPING = "savecore bookkeeping"  # bounds, minfree, METRICS.csv
     NOT_TRANSCRIPT = "not a transcript"  # .expect, README, INDEX.md, images
+    NOT_REGULAR = "not a regular file"  # a FIFO, socket or device (or a symlink to one): never opened
     EXCLUDED = "excluded by --exclude"
     NOT_INCLUDED = "not matched by --include"
 
@@ -104,8 +105,9 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
 
     In a walked directory, savecore's unix.N, vmcore.N and vmdump.N make one input per dump N;
     `bounds`, `minfree` and `METRICS.csv` are skipped, and so are files that are plainly not
-    transcripts (.expect, README, .md, images). `include` and `exclude` are glob patterns matched
-    against each walked file's path relative to the directory given and against its base name:
+    transcripts (.expect, README, .md, images) and FIFOs, sockets and devices (never opened).
+    `include` and `exclude` are glob patterns matched against each walked file's path relative to
+    the directory given and against its base name:
     with `include`, exactly the files matching one of them are inputs (the built-in skips then do
     not apply); a file matching an `exclude` pattern never is. Files named one by one are always
     inputs (a dump file named alone is that dump).
@@ -119,7 +121,10 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
             continue
         start = len(inputs)
         prefix = len(os.path.join(arg, ""))  # expand names each file os.path.join(arg, rel)
-        for path in expand([arg]):
+        specials: list[str] = []
+        walked = expand([arg], specials=specials)
+        skipped.extend(Skipped(path, SkipReason.NOT_REGULAR) for path in specials)
+        for path in walked:
             reason = _skip_reason(path[prefix:] if path != arg else os.path.basename(path), include, exclude)
             if reason is not None:
                 skipped.append(Skipped(path, reason))

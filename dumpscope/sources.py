@@ -72,17 +72,19 @@ class Source:
 # expand
 
 
-def expand(paths: Sequence[str], *, walk_dirs: bool = True) -> list[str]:
+def expand(paths: Sequence[str], *, walk_dirs: bool = True, specials: list[str] | None = None) -> list[str]:
     """Expand the paths the user named into the ordered list of inputs to read.
 
     Each argument contributes in the order given. '-' (stdin) and paths that do not exist stay as
     they are, so they become error rows later rather than vanishing. A directory (when `walk_dirs`)
     becomes its regular files, recursively, sorted byte-wise by relative path, each named as the
     directory as given joined with the relative path; names starting with '.' (files and
-    directories) are skipped, and so are FIFOs, sockets and devices, which are not transcripts and
-    could block a read. Dangling or looping symlinks and unlistable subdirectories are kept so that
-    they show up as error rows. Symlinked directories are followed, but every directory is walked at
-    most once (tracked by (st_dev, st_ino)), so symlink loops terminate.
+    directories) are skipped, and so are FIFOs, sockets and devices (and symlinks to them), which are
+    not transcripts and could block a read or never end one: they are never opened, and their paths
+    are appended to `specials` when it is given, for the caller to report. Dangling or looping
+    symlinks and unlistable subdirectories are kept so that they show up as error rows. Symlinked
+    directories are followed, but every directory is walked at most once (tracked by (st_dev,
+    st_ino)), so symlink loops terminate.
 
     Duplicates: an argument given twice is listed twice, because the user asked for it twice (this
     also holds for a directory given twice, or a file given both explicitly and inside a given
@@ -93,10 +95,21 @@ def expand(paths: Sequence[str], *, walk_dirs: bool = True) -> list[str]:
     out: list[str] = []
     for arg in paths:
         if arg != "-" and walk_dirs and _is_dir(arg):
-            out.extend(os.path.join(arg, rel) if rel else arg for rel in _walk(arg))
+            found_specials: list[str] = []
+            out.extend(os.path.join(arg, rel) if rel else arg for rel in _walk(arg, found_specials))
+            if specials is not None:
+                specials.extend(os.path.join(arg, rel) for rel in sorted(found_specials, key=os.fsencode))
         else:
             out.append(arg)
     return out
+
+
+def _exists(path: str) -> bool:
+    try:
+        os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _is_dir(path: str) -> bool:
@@ -114,7 +127,7 @@ class _Found:
     dedupe: bool  # False for entries that are not readable files (dangling links, unlistable dirs)
 
 
-def _walk(root: str) -> list[str]:
+def _walk(root: str, specials: list[str]) -> list[str]:
     # Two phases so that a file reachable both directly and through a symlink keeps its real name:
     # first the real tree (symlinked directories only recorded), then the recorded links, each
     # walked only if its directory was not walked yet.
@@ -124,7 +137,7 @@ def _walk(root: str) -> list[str]:
 
     st = os.stat(root)
     visited.add((st.st_dev, st.st_ino))
-    _scan(root, "", False, visited, found, links)
+    _scan(root, "", False, visited, found, links, specials)
     while links:
         path, rel = links.pop(0)
         try:
@@ -135,7 +148,7 @@ def _walk(root: str) -> list[str]:
         if ident in visited:
             continue  # a loop, or a directory already walked under another name
         visited.add(ident)
-        _scan(path, rel, True, visited, found, links)
+        _scan(path, rel, True, visited, found, links, specials)
 
     kept: list[str] = []
     seen: set[tuple[int, int]] = set()
@@ -165,6 +178,7 @@ def _scan(
     visited: set[tuple[int, int]],
     found: list[_Found],
     links: list[tuple[str, str]],
+    specials: list[str],
 ) -> None:
     # Iterative depth-first walk (a recursive one would hit the recursion limit on deep trees).
     stack = [(top, top_rel)]
@@ -204,10 +218,13 @@ def _scan(
                     subdirs.append((e.path, erel))
             elif is_file:
                 found.append(_Found(erel, e.path, via_link or is_link, dedupe=True))
-            elif is_link:
+            elif is_link and not _exists(e.path):
                 # Dangling or looping symlink: not silently dropped; read_source names the problem.
                 found.append(_Found(erel, e.path, via_link, dedupe=False))
-            # FIFOs, sockets, devices: skipped (not transcripts; opening a FIFO can block forever).
+            else:
+                # A FIFO, socket or device, or a symlink to one: never opened (a FIFO's open blocks
+                # until a writer comes, /dev/zero never ends), only reported.
+                specials.append(erel)
         stack.extend(reversed(subdirs))
 
 

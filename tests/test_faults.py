@@ -278,3 +278,39 @@ def test_a_non_utf8_file_name_is_shown_escaped_whatever_the_encoding(encoding: s
                           check=False)
     assert (proc.returncode, proc.stderr) == (0, b"")
     assert b"dump-\\xff\\xfe.txt" in proc.stdout
+
+
+# -- FIFOs, sockets and devices in a directory ---------------------------------------------------------
+
+
+def test_fifos_sockets_and_devices_in_a_directory_are_never_opened_and_are_counted(tmp_path: Path) -> None:
+    import socket
+
+    d = tmp_path / "crash"
+    d.mkdir()
+    (d / "dump.txt").write_text(POSITIVE)
+    os.mkfifo(d / "pipe")  # opening it would block until a writer came
+    (d / "pipe-link").symlink_to(d / "pipe")
+    (d / "zero").symlink_to("/dev/zero")  # reading it would never end
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(d / "sock"))
+    try:
+        proc = subprocess.run(CLI + ["triage", str(d), "-f", "json"], capture_output=True, text=True, cwd=ROOT,
+                              env=ENV, timeout=60, check=False)
+    finally:
+        sock.close()
+    assert [Path(json.loads(line)["source"]).name for line in proc.stdout.splitlines()] == ["dump.txt"]
+    assert proc.returncode == 0
+    assert proc.stderr == "dumpscope: skipped 4 files: 4 not a regular file\n"
+
+
+def test_a_fifo_named_on_the_command_line_is_read(tmp_path: Path) -> None:
+    # `dumpscope triage <(mdb ...)`: a FIFO the user names is an input, read like stdin
+    fifo = tmp_path / "p"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(CLI + ["triage", str(fifo), "-f", "json"], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=ENV)
+    with open(fifo, "w") as w:
+        w.write(POSITIVE)
+    out, _ = proc.communicate(timeout=60)
+    assert json.loads(out)["signature"] == "illumos-12476"
