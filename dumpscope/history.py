@@ -28,7 +28,7 @@ __all__ = [
     "Recorder",
     "Sighting",
     "Status",
-    "example_verdict",
+    "example_verdicts",
     "group_of",
     "history_rows",
     "history_to_json",
@@ -405,19 +405,27 @@ def history_to_json(row: BucketHistory) -> dict[str, Any]:
     }
 
 
-def example_verdict(path: str, row: BucketHistory) -> Verdict | None:
-    """The stored verdict of a row's newest dump (from the cache tables of the same file), if any."""
+def example_verdicts(path: str, rows: Sequence[BucketHistory]) -> list[Verdict | None]:
+    """The stored verdict of each row's newest dump (from the cache tables of the same file), or None
+    where the cache holds none for its 20 newest dumps (or cannot be read back)."""
     from dumpscope.cache import connect_readonly
 
     db = connect_readonly(path)
+    out: list[Verdict | None] = []
     try:
-        for d in reversed(row.dumps):
-            found = db.execute("SELECT verdict FROM verdicts WHERE digest = ? ORDER BY rowid DESC LIMIT 1",
-                               (d.digest,)).fetchone()
-            if found is not None:
-                return restore(str(found[0]), d.source)
-    except (sqlite3.Error, ValueError, KeyError, TypeError):
-        return None
+        for row in rows:
+            out.append(None)
+            for d in list(reversed(row.dumps))[:20]:
+                found = db.execute("SELECT verdict FROM verdicts WHERE digest = ? ORDER BY rowid DESC LIMIT 1",
+                                   (d.digest,)).fetchone()
+                if found is not None:
+                    try:
+                        out[-1] = restore(str(found[0]), d.source)
+                    except (ValueError, KeyError, TypeError):  # a document of an older layout
+                        continue
+                    break
+    except sqlite3.Error:
+        out.extend([None] * (len(rows) - len(out)))
     finally:
         db.close()
-    return None
+    return out

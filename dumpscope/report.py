@@ -12,15 +12,18 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from dumpscope.history import STATUS_ORDER, BucketHistory, example_verdict, history_rows, iso, read_dumps
+from dumpscope.history import STATUS_ORDER, BucketHistory, example_verdicts, history_rows, iso, read_dumps
 from dumpscope.render import build_order_key, escape, lines_label
 from dumpscope.signatures import BucketNote
 from dumpscope.verdict import Confidence, Verdict
 
 __all__ = ["CHART_BUCKETS", "build_report", "chart_series", "render_chart_svg"]
 
-# How many signatures or buckets (the largest) the chart shows.
+# How many signatures or buckets (the largest) the chart shows, and how many builds or weeks (the
+# newest; the older ones are one bar): a fleet runs a handful of builds, but a chart of thousands of
+# bars is unreadable and costs minutes to draw.
 CHART_BUCKETS = 6
+CHART_BARS = 24
 # Bug references as the signature files write them, and where each is read on the web. A link is an
 # <a href>, followed only when clicked: the report itself loads nothing.
 _BUG_LINKS = (
@@ -32,6 +35,7 @@ _BUG_LINKS = (
     (re.compile(r"propolis#(\d+)"), "https://github.com/oxidecomputer/propolis/issues/{0}"),
 )
 _INSTALL_HINT = "pip install 'dumpscope[report]'"
+_STAMP = re.compile(r"\d{8}T\d{6}Z")  # the build time in a SmartOS platform build's name
 
 
 def _e(text: object) -> str:
@@ -70,7 +74,7 @@ def build_report(path: str, *, now: datetime | None = None, quiet_days: int | No
         "summary": _summary(rows),
         "chart_title": _e(title),
         "chart": chart,
-        "rows": "\n".join(_row(r, example_verdict(path, r), notes) for r in rows),
+        "rows": "\n".join(_row(r, v, notes) for r, v in zip(rows, example_verdicts(path, rows), strict=True)),
     }
     return Template(_data("report.html")).substitute(fields)
 
@@ -101,19 +105,41 @@ def chart_series(rows: Sequence[BucketHistory]) -> tuple[str, list[str], list[tu
     members = [d for r in top for d in r.dumps]
     by_build = sum(d.platform is not None for d in members) * 2 >= len(members)
     if by_build:
+        # more builds than bars, all of them SmartOS builds (joyent_20180216T202957Z): one bar a month
+        # of build dates (joyent 2018-02), or a year, before lumping the oldest together
+        builds = {d.platform for d in members if d.platform}
+        stamped = all(_STAMP.search(b) for b in builds)
+        months = {_STAMP.search(b).group()[:6] for b in builds} if stamped else set()  # type: ignore[union-attr]
+        cut = 0 if len(builds) <= CHART_BARS or not stamped else (6 if len(months) <= CHART_BARS else 4)
+
         def where(d: Any) -> str:
-            return str(d.platform) if d.platform else "(no build shown)"
+            if not d.platform:
+                return "(no build shown)"
+            if not cut:
+                return str(d.platform)
+            stamp = _STAMP.search(d.platform).group()  # type: ignore[union-attr]
+            return f"built {stamp[:4]}-{stamp[4:6]}" if cut == 6 else f"built {stamp[:4]}"
         xs = sorted({where(d) for d in members}, key=lambda b: (b == "(no build shown)", build_order_key(b)))
     else:
         def where(d: Any) -> str:
             year, week, _ = datetime.fromisoformat(d.first_seen.replace("Z", "+00:00")).isocalendar()
             return f"{year}-W{week:02d}"
         xs = sorted({where(d) for d in members})
+    older = ""
+    if len(xs) > CHART_BARS:
+        # the newest builds (or weeks) keep their own bars, the no-build bar stays last, and the
+        # rest become one bar in front
+        tail = xs[-1:] if xs[-1] == "(no build shown)" else []
+        dated = xs[:len(xs) - len(tail)]
+        kept = dated[len(dated) - (CHART_BARS - 1 - len(tail)):]
+        older = f"{len(dated) - len(kept)} older {'builds' if by_build else 'weeks'}"
+        xs = [older, *kept, *tail]
     series = []
     for r in top:
         counts = dict.fromkeys(xs, 0)
         for d in r.dumps:
-            counts[where(d)] += 1
+            x = where(d)
+            counts[x if x in counts else older] += 1
         series.append((r.key if r.group == "signature" else f"bucket {r.key}", [counts[x] for x in xs]))
     return ("build" if by_build else "week"), xs, series
 

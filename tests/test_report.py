@@ -133,3 +133,29 @@ def test_report_of_a_missing_database_is_an_error(tmp_path: Path, capsys) -> Non
     rc, out, err = _cli(["report", "--db", str(tmp_path / "none.db"), "-o", str(tmp_path / "r.html")], capsys)
     assert (rc, out) == (1, "") and "none.db" in err
     assert os.listdir(tmp_path) == []
+
+
+def _dumps(builds: list[str | None]) -> list:
+    from dumpscope.history import DumpRecord
+
+    return [DumpRecord(f"d{i:05d}", 1, 1, "2026-12-01T00:00:00Z", "2026-12-01T00:00:00Z", f"x{i}", "h", b,
+                       "illumos-12476", "likely", "9bcae4dcf7", "t", None, None) for i, b in enumerate(builds)]
+
+
+def test_the_chart_keeps_few_bars_however_many_builds() -> None:
+    from dumpscope.history import history_rows
+    from dumpscope.report import CHART_BARS, chart_series
+
+    # 40 SmartOS builds over 5 months: one bar a month
+    builds: list[str | None] = [f"joyent_2020{m:02d}{d:02d}T000000Z" for m in range(1, 6) for d in range(1, 9)]
+    axis, xs, series = chart_series(history_rows(_dumps(builds), 1))
+    assert (axis, xs) == ("build", ["built 2020-01", "built 2020-02", "built 2020-03", "built 2020-04",
+                                    "built 2020-05"])
+    assert series == [("illumos-12476", [8, 8, 8, 8, 8])]
+    # 300 builds of another naming over 30 releases: the newest keep their bars, the rest are one,
+    # and dumps with no build stay last
+    builds = [f"omnios-r1510{n:02d}-{k}" for n in range(30) for k in range(10)] + [None] * 3
+    axis, xs, series = chart_series(history_rows(_dumps(builds), 1))
+    assert len(xs) == CHART_BARS and xs[0] == f"{300 - (CHART_BARS - 2)} older builds"
+    assert xs[-1] == "(no build shown)" and xs[-2] == "omnios-r151029-9"
+    assert sum(series[0][1]) == 303 and series[0][1][-1] == 3
