@@ -443,7 +443,7 @@ def verdict_from_json(doc: dict[str, Any]) -> Verdict:
         bugs=tuple(doc["bugs"]),
         evidence=tuple([Evidence(e["clause"], tuple(e["lines"]), e["holds"], e["detail"]) for e in doc["evidence"]]),
         fix=None if fix is None else Fix(tuple(fix["references"]), FixStatus(fix["status"]), fix["detail"]),
-        events=tuple([Event(e["text"], tuple(e["lines"])) for e in doc["events"]]),
+        events=tuple([Event(e["text"], tuple(e["lines"]), e["inferred"]) for e in doc["events"]]),
         hints=tuple([Hint(h["command"], h["settles"]) for h in doc["hints"]]),
         notes=tuple(doc["notes"]),
         panic_thread=doc["panic_thread"],
@@ -454,6 +454,7 @@ def verdict_from_json(doc: dict[str, Any]) -> Verdict:
         conclusion=doc["conclusion"],
         trap=None if doc["trap"] is None else ShownTrap(
             doc["trap"]["line"], doc["trap"]["end"], tuple((k, v) for k, v in doc["trap"]["fields"])),
+        stack_owner=doc["stack_owner"],
     )
 
 

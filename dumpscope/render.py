@@ -459,7 +459,7 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
         "fix": None
         if v.fix is None
         else {"references": list(v.fix.references), "status": v.fix.status.value, "detail": v.fix.detail},
-        "events": [{"text": e.text, "lines": list(e.lines)} for e in v.events],
+        "events": [{"text": e.text, "lines": list(e.lines), "inferred": e.inferred} for e in v.events],
         "hints": [{"command": h.command, "settles": h.settles} for h in v.hints],
         "notes": list(v.notes),
         "panic_thread": v.panic_thread,
@@ -470,6 +470,7 @@ def verdict_to_json(v: Verdict) -> dict[str, Any]:
         "conclusion": v.conclusion,
         "trap": None if v.trap is None else {"line": v.trap.line, "end": v.trap.end,
                                              "fields": [list(f) for f in v.trap.fields]},
+        "stack_owner": v.stack_owner,
     }
 
 
@@ -526,8 +527,8 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
         return "\n".join(out) + "\n"
     if v.panic_message:
         out.append(f"panic message: {escape(v.panic_message)}")
-    if v.host or v.platform:
-        out.append(f"host: {escape(v.host) or '?'}   platform: {escape(v.platform) or '?'}")
+    if v.host or v.platform:  # only what the transcript shows
+        out.append("   ".join(f"{k}: {escape(x)}" for k, x in (("host", v.host), ("platform", v.platform)) if x))
     if v.panic_thread:
         out.append(f"panic thread: {escape(v.panic_thread)}")
     if v.signature:
@@ -545,8 +546,11 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
     if v.replay:
         out.append(f"replay: {escape(v.replay)}")
     if v.events:
-        out.append("sequence of events (inferred from the evidence below):")
-        out.extend(f"  {i}. {escape(e.text)}" for i, e in enumerate(v.events, 1))
+        marked = any(e.inferred for e in v.events)
+        out.append("sequence of events (from the evidence below" + (
+            "; a step marked (inferred) tells what a thread did that this transcript does not show paired"
+            if marked else "") + "):")
+        out.extend(f"  {i}. {'(inferred) ' if e.inferred else ''}{escape(e.text)}" for i, e in enumerate(v.events, 1))
     if v.fix is not None:
         refs = ", ".join(escape(r) for r in v.fix.references)
         detail = f": {escape(v.fix.detail)}" if v.fix.detail else ""
@@ -585,7 +589,8 @@ def _stack_text(v: Verdict) -> list[str]:
         return []
     meaningful = [f for f in v.stack if not f.plumbing]
     skipped = [f for f in v.stack if f.plumbing]
-    out = [f"panic stack ({len(v.stack)} frames, panic plumbing last):"]
+    whose = f"stack of {escape(v.stack_owner)}" if v.stack_owner else "panic stack"
+    out = [f"{whose} ({len(v.stack)} frames, the meaningful ones first):"]
     out.extend(f"  {f.line:>6}  {escape(f.text)}" for f in meaningful[:_STACK_SHOWN])
     if len(meaningful) > _STACK_SHOWN:
         out.append(f"          ... {len(meaningful) - _STACK_SHOWN} more frames")

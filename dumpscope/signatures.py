@@ -191,6 +191,7 @@ class EventSpec:
     text: str
     when: str = ""  # 'name': only when the crash frame pattern of that name matched; '!name': only when not
     line: int = 0
+    rests_on: str = ""  # a thread role: the step tells what that thread did (inferred unless it pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -801,7 +802,7 @@ _TOP_KEYS = {
     "threads", "events", "hints", "replay", "derive", "notes", "dcmds", "bucket_notes", "fixtures",
     "near_misses",
 }
-_EVENT_KEYS = {"text", "when"}
+_EVENT_KEYS = {"text", "when", "rests_on"}
 _HINT_KEYS = {"command", "settles"}
 _CRASH_KEYS = {"message", "message_suffices", "frames", "anchored", "exclude", "bind"}
 _FRAME_KEYS = {"function", "module", "name", "optional"}
@@ -877,7 +878,8 @@ def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNo
     bound = {n for n, _ in crash.bind} | {n for t in threads for n, _ in t.bind}
     derive = _derive(ctx, doc.get("derive", {}), bound)
     bound |= {n for n, _ in derive}
-    events = _events(ctx, doc.get("events", []), bound | EXTRA_FIELDS, {f.name for f in crash.frames if f.name})
+    events = _events(ctx, doc.get("events", []), bound | EXTRA_FIELDS, {f.name for f in crash.frames if f.name},
+                     {t.role for t in threads})
     hints = _hints(ctx, doc.get("hints", []), ("hints",), bound | EXTRA_FIELDS)
     replay = doc.get("replay")
     if replay is not None and (not isinstance(replay, str) or not _NAME_RE.fullmatch(replay.replace("-", "_"))):
@@ -1205,7 +1207,7 @@ def _derive(ctx: _Ctx, raw: Any, bound: set[str]) -> tuple[tuple[str, Operand], 
     return tuple(out)
 
 
-def _events(ctx: _Ctx, raw: Any, names: set[str], frames: set[str]) -> tuple[EventSpec, ...]:
+def _events(ctx: _Ctx, raw: Any, names: set[str], frames: set[str], roles: set[str]) -> tuple[EventSpec, ...]:
     if not isinstance(raw, list):
         raise ctx.fail(("events",), "events must be an array of tables ([[events]] with text and when)")
     out = []
@@ -1222,7 +1224,10 @@ def _events(ctx: _Ctx, raw: Any, names: set[str], frames: set[str]) -> tuple[Eve
         when = _str(ctx, ev, "when", w) if "when" in ev else ""
         if when and when.lstrip("!") not in frames:
             raise ctx.fail(w + ("when",), f"when {when!r} must name a crash frame pattern ('name' or '!name')")
-        out.append(EventSpec(text, when, ctx.line(w + ("text",))))
+        rests_on = _str(ctx, ev, "rests_on", w) if "rests_on" in ev else ""
+        if rests_on and rests_on not in roles:
+            raise ctx.fail(w + ("rests_on",), f"rests_on {rests_on!r} must name a [[threads]] role")
+        out.append(EventSpec(text, when, ctx.line(w + ("text",)), rests_on))
     return tuple(out)
 
 

@@ -56,7 +56,9 @@ def events(sig: Signature, m: Match, panic_message: str | None) -> tuple[Event, 
         # a step that opens with a phrase ('{remover} tears ...': 'a remover thread ...', 'thread ...')
         # starts a sentence with it; a value (an address) or a function name keeps its case
         first = text.split(" ", 1)[0]
-        out.append(Event(_cap(text) if spec.text.startswith("{") and first in _WORDS else text, ev_lines))
+        inferred = bool(spec.rests_on) and not any(p.role == spec.rests_on for p in m.partners)
+        out.append(Event(_cap(text) if spec.text.startswith("{") and first in _WORDS else text, ev_lines,
+                         inferred))
         if "remover" in used and not told_partner and not m.partners:
             told_partner = True
             out.extend(Event(unpaired_reason(c), (c.line,)) for c in m.candidates)
@@ -78,13 +80,15 @@ def unpaired_reason(c: Candidate) -> str:
     return f"{_cap(c.label)} has the {c.role}'s stack but does not show enough to pair: {c.reason}."
 
 
-def _mismatch_texts(c: Candidate) -> Iterator[tuple[str, int, int]]:
+def _mismatch_texts(c: Candidate) -> Iterator[tuple[str, str, str]]:
+    # each side as mdb prints it; a side computed from a bound value says so ('cpu + 0xa0')
     for cl, lhs, rhs in c.mismatches:
-        yield (cl.differs or f"{cl.label}: {{lhs}}, not {{rhs}}"), lhs, rhs
+        sides = [_hex(v) + (f" (computed as {op})" if op.offset else "") for v, op in ((lhs, cl.lhs), (rhs, cl.rhs))]
+        yield (cl.differs or f"{cl.label}: {{lhs}}, not {{rhs}}"), sides[0], sides[1]
 
 
-def _differs(template: str, lhs: int, rhs: int) -> str:
-    return fill_template(template, {"lhs": _hex(lhs), "rhs": _hex(rhs)})
+def _differs(template: str, lhs: str, rhs: str) -> str:
+    return fill_template(template, {"lhs": lhs, "rhs": rhs})
 
 
 def _cap(text: str) -> str:

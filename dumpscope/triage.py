@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful
+from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful, suspect_thread
 from dumpscope.dump import Dump, hex_text
 from dumpscope.errors import DumpscopeError
 from dumpscope.hints import crash_hints, signature_hints
@@ -77,7 +77,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         host=dump.status.host if dump.status else None,
         bucket=bkt.id,
         panic_thread=_panic_thread(dump),
-        stack=_shown_stack(dump),
+        **_shown_stack(dump),
         trap=_shown_trap(dump),
         key_frames=bkt.frames,
     )
@@ -208,9 +208,18 @@ def _shown_trap(dump: Dump) -> ShownTrap | None:
     return ShownTrap(t.line, t.end, tuple((k, v) for k, v in fields if v))
 
 
-def _shown_stack(dump: Dump) -> tuple[ShownFrame, ...]:
-    # the panicking thread's frames as the verdict shows them; plumbing marked to be collapsed
-    return tuple(ShownFrame(f.line, f.text, not is_meaningful(f)) for f in crash_frames(dump))
+def _shown_stack(dump: Dump) -> dict[str, object]:
+    # the panicking thread's frames as the verdict shows them, plumbing marked to be collapsed; without
+    # a panic, the frames of the thread a hang is bucketed by (the one on CPU), and whose they are
+    frames, owner = crash_frames(dump), None
+    if not frames and not (dump.panic_message or (dump.status and dump.status.panic_message)):
+        stuck = suspect_thread(dump)
+        if stuck is not None:
+            frames = stuck.frames
+            owner = "the thread on CPU" if stuck.address is None else (
+                f"thread {hex_text(stuck.address)}" + _described(stuck.description)
+                + (f", {stuck.state}" if stuck.state else ""))
+    return {"stack": tuple(ShownFrame(f.line, f.text, not is_meaningful(f)) for f in frames), "stack_owner": owner}
 
 
 def scenario_12476(m: Match, dump: Dump) -> Scenario:
@@ -261,3 +270,10 @@ def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, tuple[s
         return Confidence.CONFIRMED, head + result.reason, result.absent, []
     line = "replay does not confirm: " + result.reason
     return Confidence.PAIRED, line, (), [line]
+
+
+def _described(description: str | None) -> str:
+    # ' (psradm/1)', as ::findstack prints a thread's description
+    if not description:
+        return ""
+    return f" {description}" if description.startswith("(") else f" ({description})"

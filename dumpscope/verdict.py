@@ -59,6 +59,7 @@ class Event:
 
     text: str
     lines: tuple[int, ...] = ()  # transcript lines of the frames whose values the step names
+    inferred: bool = False  # the step rests on another thread the transcript does not show paired
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +115,4 @@ class Verdict:
     unchecked: tuple[str, ...] = ()  # what a confirming replay could not compare (not in the transcript)
     conclusion: str | None = None  # what the matched bug's source concluded (the signature's notes)
     trap: ShownTrap | None = None  # the panic's trap record, when the transcript has one
+    stack_owner: str | None = None  # whose frames `stack` holds when not the panic's: 'thread ... (on CPU)'

@@ -177,7 +177,7 @@ def _full_verdict() -> Verdict:
         bugs=("illumos 12476", "SmartOS OS-6684"),
         evidence=(Evidence("panic message", (13,), True, "m"), Evidence("same cpu", (17, 40), False, "cpu=1 vs 2")),
         fix=Fix(("illumos-gate cb2d1b02",), FixStatus.PREDATES_FIX, "2018 < 2019"),
-        events=(Event("one", (13,)), Event("two")),
+        events=(Event("one", (13,)), Event("two", (), True)),
         hints=(Hint("::stacks -c cyclic_remove_here | ::findstack -v", "shows the remover"),),
         notes=("decompressed gzip", "n2"),
         panic_thread="thread ffffff01 on cpu 3", replay="replay confirms",
@@ -185,6 +185,7 @@ def _full_verdict() -> Verdict:
         key_frames=("cyclic_reprogram_cyclic", "cyclic_reprogram"), unchecked=("the panic message",),
         conclusion="the source's conclusion",
         trap=ShownTrap(20, 38, (("type", "e (#pf Page fault)"), ("addr", "ffffff049f4c6000"))),
+        stack_owner="thread fffffe007a3e1c20 (psradm/1), RUN",
     )
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JSON_KEYS = {
     "schema", "source", "status", "error", "panic_message", "platform", "signature", "confidence", "bucket",
     "title", "evidence", "fix", "host", "bugs", "events", "hints", "notes", "panic_thread", "replay",
-    "stack", "key_frames", "unchecked", "conclusion", "trap",
+    "stack", "key_frames", "unchecked", "conclusion", "trap", "stack_owner",
 }
 
 

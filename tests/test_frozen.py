@@ -21,7 +21,7 @@ _VERDICT = ("dump.txt", "ok", None, "attempt to reprogram non-existent cyclic", 
             ("illumos 12476",), (Evidence(*_EVIDENCE),), None, (Event("handler fires", (12,)),),
             (Hint("::cyclic", "shows the cyclics"),), ("a note",), "thread ffffff...", None,
             (ShownFrame(12, "vpanic()", True),), ("cyclic_reprogram",), (), "a conclusion",
-            ShownTrap(3, 9, (("type", "e"),)))
+            ShownTrap(3, 9, (("type", "e"),)), "thread fffffe007a3e1c20 (psradm/1)")
 
 
 @pytest.mark.parametrize(("cls", "build", "values"), [

@@ -110,6 +110,15 @@ def test_cyclic_remove_pend_tells_the_two_pending_path(capsys: pytest.CaptureFix
     assert "confidence: confirmed" in out and "through cyclic_remove_pend" in out
 
 
+def test_steps_about_an_unpaired_remover_are_marked_inferred(capsys: pytest.CaptureFixture[str]) -> None:
+    # no remover in the vatpit excerpt: what the remover did is inference, what the panic stack shows is not
+    events = section(triage(VATPIT, capsys), "sequence of events")
+    marked = [e.split(". ", 1)[1].startswith("(inferred) ") for e in events]
+    assert marked == [False, True, True, True, False, False]
+    # the remover pairs in the vhpet excerpt: nothing is marked
+    assert "(inferred)" not in "\n".join(section(triage(VHPET, capsys), "sequence of events"))
+
+
 def test_a_replay_says_what_it_compared_and_what_was_absent(capsys: pytest.CaptureFixture[str]) -> None:
     # the vhpet excerpt has no panic message (no ::status, no panic[cpu] line)
     out = run(["replay", str(VHPET)], capsys)
@@ -187,6 +196,21 @@ def test_an_unknown_crash_shows_its_stack_plumbing_collapsed_and_its_key_frames(
     assert stack[-1].strip() == ("skipped as plumbing or unresolved: unix`mutex_panic+0x58 (5), "
                                  "unix`mutex_vector_enter+0x2b7 (6)")
     assert "keyed by the message and the frames dbuf_find <- dbuf_hold_impl <- dbuf_hold" in out
+
+
+def test_a_hang_shows_the_stack_of_the_thread_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    # no panic; thread fffffe007a3e1c20 (psradm/1, line 1) spins in cyclic_juggle_one_to (line 8)
+    out = triage(HANG, capsys)
+    stack = section(out, "stack of thread fffffe007a3e1c20 (psradm/1)")
+    assert stack[0].split() == ["8", "cyclic_juggle_one_to+0xbc(fffffe5973d9ef50,", "fffffe5931a04480)"]
+    assert "drv_usecwait+0x9f (7)" in stack[-1]
+
+
+def test_the_host_line_says_only_what_is_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    # a userland core's ::status names a host and no platform build
+    out = triage(TRANSCRIPTS / "omnios-1119-bhyve-userland-core-upanic.txt", capsys)
+    assert "host: bhyvetest" in out.splitlines()
+    assert "platform: ?" not in out
 
 
 _PAGE_FAULT = """\
