@@ -17,7 +17,6 @@ from dumpscope.match import Match
 from dumpscope.signatures import (
     MAX_SUBJECT_LENGTH,
     CrashKind,
-    HintSpec,
     Signature,
     crash_kinds,
     fill_story,
@@ -144,7 +143,7 @@ def _message(dump: Dump) -> str:
     return f"BAD TRAP: type={trap.type}" + (f" ({kind})" if kind else "")
 
 
-def _add(out: list[Hint], specs: Iterable[HintSpec], values: Mapping[str, str], dump: Dump) -> None:
+def _add(out: list[Hint], specs: Iterable[Hint], values: Mapping[str, str], dump: Dump) -> None:
     # filled, not yet shown in the transcript, and not given already
     for spec in specs:
         command, _ = fill_story(spec.command, values)

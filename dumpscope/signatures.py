@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dumpscope.errors import SignatureFileError
-from dumpscope.verdict import FixStatus
+from dumpscope.verdict import FixStatus, Hint
 
 # Python 3.11 moved the regex parser here (the old sre_parse name warns); typeshed has no stubs.
 import re._constants as _sre_c  # type: ignore[import-not-found]
@@ -42,7 +42,6 @@ __all__ = [
     "FixLine",
     "FixSpec",
     "FramePattern",
-    "HintSpec",
     "Kind",
     "Operand",
     "Signature",
@@ -173,14 +172,6 @@ class CrashSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class HintSpec:
-    """An mdb command to suggest, and what its output would settle; both are templates."""
-
-    command: str  # '{address}::findstack -v'
-    settles: str  # 'shows whether thread {address} waits in cyclic_remove_here on cpu {cpu}'
-
-
-@dataclass(frozen=True, slots=True)
 class EventSpec:
     """One step of a signature's sequence of events.
 
@@ -205,7 +196,7 @@ class ThreadSpec:
     require: tuple[Clause, ...] = ()
     # mdb commands to find or show it: one with '{address}' is suggested for each thread of this
     # shape whose output shows no arguments, the others when no thread of the role pairs
-    hints: tuple[HintSpec, ...] = ()
+    hints: tuple[Hint, ...] = ()
     line: int = 0
 
 
@@ -274,7 +265,7 @@ class Signature:
     more_specific_than: tuple[str, ...] = ()  # ids this one wins over when both match
     fix: FixSpec | None = None
     events: tuple[EventSpec, ...] = ()  # inferred sequence of events; '{name}' placeholders are bindings
-    hints: tuple[HintSpec, ...] = ()  # mdb commands that settle a partial match
+    hints: tuple[Hint, ...] = ()  # mdb commands that settle a partial match (templates)
     # values computed from bound ones ('remover_sema = cpu + 0xa0'), used in events when the dump
     # does not show them; the text marks them as computed
     derive: tuple[tuple[str, Operand], ...] = ()
@@ -585,7 +576,7 @@ class CrashKind:
     also: re.Pattern[str] | None  # must be found in the message too
     frames: re.Pattern[str] | None  # fullmatched against the panic stack's functions
     bucket: str  # the bucket's kind ('hang')
-    hints: tuple[HintSpec, ...]
+    hints: tuple[Hint, ...]
 
 
 # Fields the hints of data/crash_hints.toml may name (filled by dumpscope/hints.py).
@@ -1231,7 +1222,7 @@ def _events(ctx: _Ctx, raw: Any, names: set[str], frames: set[str], roles: set[s
     return tuple(out)
 
 
-def _hints(ctx: _Ctx, raw: Any, where: tuple[str | int, ...], names: set[str] | frozenset[str]) -> tuple[HintSpec, ...]:
+def _hints(ctx: _Ctx, raw: Any, where: tuple[str | int, ...], names: set[str] | frozenset[str]) -> tuple[Hint, ...]:
     # every hint says what its output would settle (issue 14): a bare command string is refused
     if not isinstance(raw, list):
         raise ctx.fail(where, "hints must be an array of tables with command and settles")
@@ -1246,7 +1237,7 @@ def _hints(ctx: _Ctx, raw: Any, where: tuple[str | int, ...], names: set[str] | 
             if key not in h:
                 raise ctx.fail(w, f"a hint needs {key!r}")
             _check_template(ctx, w + (key,), _str(ctx, h, key, w), names)
-        out.append(HintSpec(h["command"], h["settles"]))
+        out.append(Hint(h["command"], h["settles"]))
     return tuple(out)
 
 

@@ -64,7 +64,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Hint:
-    """An mdb command to run next, with this dump's values filled in, and what its output settles."""
+    """An mdb command to run next and what its output settles: in a verdict with the dump's values
+    filled in; in a signature (or data/crash_hints.toml) both fields are templates."""
 
     command: str  # 'fffffe55d37b8080::findstack -v'
     settles: str  # 'shows whether the remover waits on cpu ..., index ...'

@@ -15,7 +15,8 @@ from _robust import CONTROL_OUTPUT, ROOT
 from dumpscope.cli import main
 from dumpscope.errors import SignatureFileError
 from dumpscope.render import render_verdict_text, verdict_to_json
-from dumpscope.signatures import HintSpec, load_signatures
+from dumpscope.signatures import load_signatures
+from dumpscope.verdict import Hint
 from dumpscope.triage import triage_text
 
 TRANSCRIPTS = ROOT / "fixtures" / "transcripts"
@@ -62,7 +63,7 @@ def test_python_looking_signature_file_loads_as_plain_strings_and_runs_nothing(
     sigs = load_signatures([path])
     (sig,) = sigs.signatures
     assert sig.title == "__import__('pathlib').Path('MARKER-title').write_text('ran')"
-    assert sig.hints == (HintSpec("$(touch MARKER-hint)", "`touch MARKER-hint2`"),)
+    assert sig.hints == (Hint("$(touch MARKER-hint)", "`touch MARKER-hint2`"),)
     v = triage_text(VATPIT.read_text(), "vatpit", signatures=sigs)
     assert v.signature == "payload"
     assert v.title == sig.title  # shown verbatim, as text
