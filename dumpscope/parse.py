@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
+from dumpscope.flattened import looks_flattened, split_flattened
 from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
 from dumpscope.grammar import line_lexer, table_parser
 from dumpscope.lexer import (
@@ -318,12 +319,59 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
             lines = [clean_line(line) for line in lines]
         ends_mid_line = bool(text) and not text.endswith("\n")
         del text  # the lines are all that is needed now; a caller that kept no reference frees it
+        flat = [(i + 1, pieces) for i, line in enumerate(lines)
+                if looks_flattened(line) and (pieces := split_flattened(line)) is not None]
         data = LexInput(lines)
         items: list[_Item] = table_parser(_TRANSFORMER).parse(line_lexer().toks(data, findstack_thread_value))
-        return _link(items, data, ends_mid_line)
+        dump = _link(items, data, ends_mid_line)
+        return _with_flattened(dump, flat, name) if flat else dump
     finally:
         if enabled:
             gc.enable()
+
+
+def _with_flattened(dump: Dump, flat: list[tuple[int, list[str]]], name: str) -> Dump:
+    # Lines that hold a whole web-flattened block: each is parsed as the lines it came from, and what
+    # the rest of the transcript lacks (::status, message, stacks, threads) is taken from it, every
+    # line number being the flattened line's.
+    notes = list(dump.notes)
+    for n, pieces in flat:
+        sub = parse_transcript("\n".join(pieces), name)
+        status = replace(sub.status, line=n, lines=tuple((k, n) for k, _ in sub.status.lines)) \
+            if sub.status is not None else None
+        stacks = tuple(_moved_stack(st, n) for st in sub.stacks)
+        threads = tuple(replace(t, line=n, frames=_moved(t.frames, n)) for t in sub.threads)
+        notes.append(f"line {n}: a flattened paste ({len(pieces)} lines run together, newlines lost) was "
+                     "split into its lines and read")
+        # what the whole line was misread as (one long message, a one-line ::status) gives way to its pieces
+        misread = dump.panic_message_line == n
+        take_message = (dump.panic_message is None or misread) and sub.panic_message is not None
+        own_status = dump.status if dump.status is None or dump.status.line != n else None
+        dump = replace(
+            dump,
+            status=own_status or status,
+            panic_message=dump.panic_message if not take_message else sub.panic_message,
+            panic_message_line=dump.panic_message_line if not take_message else n,
+            panic_stack=(dump.panic_stack if dump.panic_stack is not None and not misread else None)
+            or (stacks[sub.stacks.index(sub.panic_stack)] if sub.panic_stack in sub.stacks else dump.panic_stack),
+            stacks=dump.stacks + stacks,
+            threads=dump.threads + threads,
+            panic_thread_address=dump.panic_thread_address or sub.panic_thread_address,
+            panic_cpu=dump.panic_cpu if dump.panic_cpu is not None else sub.panic_cpu,
+            panicinfo=dump.panicinfo or sub.panicinfo,
+            traps=dump.traps + tuple(replace(t, line=n, end=n, lines=tuple((k, n) for k, _ in t.lines))
+                                     for t in sub.traps),
+            fma=dump.fma or sub.fma,
+        )
+    return replace(dump, notes=tuple(notes))
+
+
+def _moved(frames: tuple[Frame, ...], line: int) -> tuple[Frame, ...]:
+    return tuple(Frame(line, f.function, f.module, f.offset, f.args, f.fp) for f in frames)
+
+
+def _moved_stack(st: Stack, line: int) -> Stack:
+    return replace(st, line=line, frames=_moved(st.frames, line))
 
 
 def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
@@ -334,13 +382,15 @@ def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
     _collect(items, data.lines, found)
     status = _status(found)
     fma = fma_record(found.fma, found.notes)
-    frames = panicstack_frames(found.fma) if fma is not None else ()
-    if frames:
-        found.stacks.append(Stack(frames[0].line, frames, console=True))
     _join_split_stacks(found.stacks, data.lines)
     msg, msg_line = _panic_message(status, found, data.lines)
-    if msg is None and fma is not None and fma.get("panicstr"):
-        msg, msg_line = fma.get("panicstr"), fma.line_of("panicstr")
+    if fma is not None:
+        # the record's panicstr and panicstack stand in for mdb output and the console, never over them
+        if msg is None and fma.get("panicstr"):
+            msg, msg_line = fma.get("panicstr"), fma.line_of("panicstr")
+        frames = panicstack_frames(found.fma)
+        if frames:
+            found.stacks.append(Stack(frames[0].line, frames, console=True))
     panic_thread, panic_cpu = _panic_thread_and_cpu(found)
     threads = _merge_threads(found.threads, panic_thread)
     if panic_thread is None:  # else a ::stacks thread in state PANIC names it

@@ -48,6 +48,45 @@ def test_an_autowrapped_line_ending_at_a_space_keeps_the_space() -> None:
     assert d.panic_message is not None and 'in module "FSS" due to' in d.panic_message
 
 
+# -- web-flattened pastes ------------------------------------------------------------------------------
+
+# A whole '> ::status' and '$C' run together on one line, as a bug tracker scraped to HTML shows them
+# (the shape of mdb-formats.md corpus 004/027; the values here are made up).
+_FLAT = ("Hit this today: > ::status debugging crash dump vmcore.7 (64-bit) from cn12 operating system: 5.11 "
+         "joyent_20200101T000000Z (i86pc) image uuid: (not set) panic message: assertion failed: x == 0 (0x1 == "
+         "0x0), file: ../../common/fs/zfs/dbuf.c, line: 123 dump content: kernel pages only > $C fffffb0450000000 "
+         "vpanic() fffffb0450000010 0xfffffffffba436e1() fffffb0450000020 dbuf_rele_and_unlock+0x1e2("
+         "fffffdc9f1eb3768, 0) fffffb0450000030 zio_done+0x542(fffffed81e424080) fffffb0450000040 "
+         "taskq_thread+0x2cd(fffffdc57b003088) fffffb0450000050 thread_start+0xb()")
+
+
+def test_a_flattened_status_and_stack_line_is_split_and_read() -> None:
+    d = parse_transcript(f"Bug #1\n{_FLAT}\nmore prose\n")
+    assert d.status is not None and d.status.host == "cn12" and d.platform == "joyent_20200101T000000Z"
+    assert d.panic_message == "assertion failed: x == 0 (0x1 == 0x0), file: ../../common/fs/zfs/dbuf.c, line: 123"
+    assert d.panic_message_line == 2
+    assert d.panic_stack is not None and [f.function for f in d.panic_stack.frames][:3] == [
+        "vpanic", "0xfffffffffba436e1", "dbuf_rele_and_unlock"]
+    assert {f.line for f in d.panic_stack.frames} == {2}
+    assert any("line 2: a flattened paste (14 lines run together" in n for n in d.notes)
+    assert triage_text(_FLAT).title == "assertion failed in dbuf_rele_and_unlock"
+
+
+def test_a_flattened_console_traceback_is_split() -> None:
+    flat = ("panic[cpu3]/thread=fffffe0c0d27c020: assertion failed: avl_is_empty(&sk->sk_dsl_keys), file: "
+            "../../common/fs/zfs/dsl_crypt.c, line: 344 fffffe0011a3ca80 genunix:process_type+19af9d () "
+            "fffffe0011a3cad0 zfs:spa_keystore_fini+e0 () fffffe0011a3cb10 zfs:spa_deactivate+1f6 ()")
+    d = parse_transcript(flat + "\n")
+    assert d.panic_message is not None and d.panic_message.endswith("line: 344")
+    assert d.panic_stack is not None and [f.function for f in d.panic_stack.frames] == [
+        "process_type", "spa_keystore_fini", "spa_deactivate"]
+
+
+def test_ordinary_long_lines_are_not_split() -> None:
+    long = "prose that mentions panic message: and dump content: in passing " * 3
+    assert parse_transcript(long + "\n").notes == ()
+
+
 # -- Solaris 11.4 typed stacks and trap data ----------------------------------------------------------
 
 _SOLARIS_114 = """\
@@ -200,3 +239,130 @@ def test_parse_and_triage_agree_on_what_is_an_error(tmp_path: Path, capsys: pyte
             main(["parse", str(path)])
         capsys.readouterr()
         assert (exc.value.code == 1) == (verdict.status == "error") == nothing_usable(dump, path.read_text())
+
+
+# -- properties: generated records of each new format round-trip; any mixture parses, never raises ----
+
+import time  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from _robust import PROFILE  # noqa: E402
+
+_NAME = st.builds(lambda a, b: a + b, st.sampled_from("abcdefghijklmnopqrstuvwxyz_"),
+                  st.text("abcdefghijklmnopqrstuvwxyz0123456789_", max_size=20))
+_MOD = st.sampled_from(["unix", "genunix", "zfs", "vioscsi", "sd", "mac_ether", "kstat"])
+_OFF = st.integers(min_value=1, max_value=0xffff)
+_ADDR = st.integers(min_value=0x10000000, max_value=2**64 - 1)
+_INDENT = st.sampled_from(["", "    ", "        ", "\t"])
+
+
+@st.composite
+def _fma_records(draw: st.DrawFn) -> tuple[str, str, list[tuple[str, str, int]], int]:
+    """(text, panicstr, frames (mod, func, off), line of panicstr) in one of the three printed forms."""
+    frames = draw(st.lists(st.tuples(_MOD, _NAME, _OFF), min_size=1, max_size=12))
+    message = "BAD TRAP: type=e (#pf Page fault) rp=%x addr=%x" % (draw(_ADDR), draw(st.integers(0, 4096)))
+    form = draw(st.sampled_from(["nvlist", "per-line", "json"]))
+    ind = draw(_INDENT)
+    entries = [f"{m}:{f}+{o:x} ()" for m, f, o in frames]
+    head = [f"{ind}class = defect.sunos.kernel.panic", f"{ind}savecore-succcess = 1",
+            f"{ind}dump-dir = /var/crash/volatile"]
+    if form == "json":
+        body = [f'{ind}"panicstack": "{" | ".join(entries)} | ",', f'{ind}"panicstr": "{message}",']
+        line = len(head) + 2
+    elif form == "per-line":
+        body = [f"{ind}panicstr = {message}", f"{ind}panicstack ="] + [f"{ind}    {e} |" for e in entries]
+        line = len(head) + 1
+    else:
+        body = [f"{ind}panicstr = {message}", f"{ind}panicstack = {' | '.join(entries)} |"]
+        line = len(head) + 1
+    return "\n".join(head + body + [f"{ind}crashtime = 1541273143"]) + "\n", message, frames, line
+
+
+@PROFILE
+@given(_fma_records())
+def test_generated_fma_records_give_their_message_and_stack(rec: tuple[str, str, list[tuple[str, str, int]], int]) -> None:
+    text, message, frames, line = rec
+    d = parse_transcript(text)
+    assert d.panic_message == message and d.panic_message_line == line
+    assert d.panic_stack is not None
+    assert [(f.module, f.function, f.offset) for f in d.panic_stack.frames] == frames
+    assert d.fma is not None and d.fma.get("dump-dir") == "/var/crash/volatile"
+
+
+@st.composite
+def _trap_banners(draw: st.DrawFn) -> tuple[str, dict[str, object]]:
+    proc = draw(_NAME)
+    pid, pc, sp, addr = draw(st.integers(0, 99999)), draw(_ADDR), draw(_ADDR), draw(_ADDR)
+    cpu = draw(st.integers(0, 255))
+    mn, name, typ = draw(st.sampled_from([("#gp", "General protection", "d"), ("#pf", "Page fault", "e"),
+                                          ("#df", "Double fault", "8"), ("#ud", "Invalid opcode", "6")]))
+    text = (f"panic[cpu{cpu}]/thread=fffffe5947798b80:\nBAD TRAP: type={typ} ({mn} {name}) rp={draw(_ADDR):x}"
+            f" addr={addr:x}\n\n{proc}:\n{mn} {name}\naddr=0x{addr:x}\n"
+            f"pid={pid}, pc=0x{pc:x}, sp=0x{sp:x}, eflags=0x10282\n"
+            "cr0: 80050033<pg,wp,ne,et,mp,pe>  cr4: 3406f8<smap,smep,osxsav,xmme,fxsr,pge,mce,pae,pse,de>\n"
+            f"cr2: {addr:x}\n\n        rdi: fffffe002d4aaa10 rsi:                3 rdx:                0\n")
+    return text, {"process": proc, "pid": pid, "pc": pc, "sp": sp, "addr": addr, "cpu": cpu, "type": typ,
+                  "mnemonic": mn}
+
+
+@PROFILE
+@given(_trap_banners())
+def test_generated_trap_banners_give_their_trap_record(banner: tuple[str, dict[str, object]]) -> None:
+    text, want = banner
+    d = parse_transcript(text)
+    assert d.trap is not None
+    assert {k: getattr(d.trap, k) for k in want} == want
+    v = triage_text(text)
+    assert v.status == "ok" and NO_CRASH_TITLE not in v.title and str(want["process"]) in v.title
+
+
+_TYPES = st.sampled_from(["vfs_t *", "vnode_t **", "int", "struct pathname *", "cred_t *", "enum uio_seg"])
+
+
+@st.composite
+def _typed_stacks(draw: st.DrawFn) -> tuple[str, list[tuple[str, tuple[int, ...]]]]:
+    lines, want = [], []
+    for _ in range(draw(st.integers(1, 8))):
+        func = draw(_NAME)
+        args = draw(st.lists(st.tuples(_TYPES, st.integers(0, 2**64 - 1)), max_size=6))
+        ret = draw(st.sampled_from(["int ", "void ", "boolean_t ", ""]))
+        shown = ", ".join(f"({t}){v:#x}" for t, v in args)
+        lines.append(f"{ret}genunix:{func}+0x{draw(_OFF):x}({shown})")
+        want.append((func, tuple(v for _, v in args)))
+    return "\n".join(lines) + "\n", want
+
+
+@PROFILE
+@given(_typed_stacks())
+def test_generated_typed_stacks_keep_every_value(stack: tuple[str, list[tuple[str, tuple[int, ...]]]]) -> None:
+    text, want = stack
+    d = parse_transcript(text)
+    assert d.panic_stack is not None
+    assert [(f.function, f.args) for f in d.panic_stack.frames] == want
+
+
+_NEW_PIECES = st.sampled_from([
+    "panicstr = ", "panicstack = ", "unix:die+dd () | ", " |", "dump-dir = /var/crash\n", '"panicstr": "',
+    "ireport.os.sunos.panic.dump_available 0x0\n", "defect.sunos.kernel.panic", "savecore-succcess = 1\n",
+    "ksh93:\n", "#gp General protection\n", "addr=0x18\n", "Bad kernel fault at addr=0x18\n",
+    "pid=5, pc=0xfffffffffb889d1d, sp=0xffffff003d0075c0, eflags=0x10282\n", "cr2: 18\n",
+    "mount: trap type = 0x31\n", "TL=0000.0000.0000.0005 TT=0000.0000.0000.0064", "TPC=0000.0000.f000.4c80",
+    "-- trap data type: 0x31 (data access MMU miss) rp: 0x2a106a651a0 --\n", "pc: 0x7bed3030 mvfs:f+0xe0: ldx\n",
+    "<trap>", "int genunix:fsop_root+0x10(", "(vfs_t *)0x640050574b70", ", , ", ") - frame recycled",
+    "panic string: ", "BAD TRAP: type=d (#gp General protection) rp=ffffff003d0074d0 addr=27e08\n",
+    "     * ", "\n", "\n", " ", "(", ")", "deref", "erence\n", "x" * 79,
+])
+
+
+@PROFILE
+@given(st.lists(_NEW_PIECES | st.text(max_size=6), max_size=150).map("".join))
+def test_any_mixture_of_the_new_formats_parses_and_triages_quickly(text: str) -> None:
+    start = time.perf_counter()
+    d = parse_transcript(text)
+    assert all(t.line <= t.end for t in d.traps)
+    v = triage_text(text)
+    assert v.status in ("ok", "error")
+    # not a timing test: a bound far above any real cost, to catch a runaway (quadratic) loop
+    assert time.perf_counter() - start < 10.0
