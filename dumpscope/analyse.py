@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from dumpscope.crashdir import DumpFiles, DumpKind, dump_files, identity
@@ -91,6 +92,33 @@ def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
     commands = first_pass(sigs, dump.kind)
     if tools.mdb is None:
         return _error(dump, needs_mdb(dump, commands, tools.work)), False
+    # One analysis of a dump at a time (a directory given twice, two runs at once): the second waits
+    # and then reads what the first saved, rather than expanding and reading the dump again.
+    with _locked(os.path.join(tools.work, "runs", os.path.basename(transcript_path(dump, tools)) + ".lock")):
+        return _analysed(dump, sigs, tools, commands)
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    # fcntl.lockf (POSIX record locks, illumos and Linux alike); without a writable work directory,
+    # or without fcntl, the analysis runs unlocked.
+    try:
+        import fcntl
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        f = open(path, "a")  # noqa: SIM115 - held open for the lock's lifetime
+    except (ImportError, OSError):
+        yield
+        return
+    with f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks: run unlocked
+        yield
+
+
+def _analysed(dump: DumpFiles, sigs: SignatureSet, tools: Tools, commands: Sequence[str]) -> tuple[Verdict, bool]:
     session = _Session(dump, tools, identity(dump))
     if session.failed:
         return _error(dump, session.failed, (session.reused(),)), True

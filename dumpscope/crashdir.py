@@ -117,33 +117,35 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
     skipped: list[Skipped] = []
     for arg in paths:
         if arg == "-" or not os.path.isdir(arg):
-            _take(arg, inputs, dumps)
+            _take(arg, inputs, dumps, set())
             continue
         start = len(inputs)
         prefix = len(os.path.join(arg, ""))  # expand names each file os.path.join(arg, rel)
         specials: list[str] = []
         walked = expand([arg], specials=specials)
         skipped.extend(Skipped(path, SkipReason.NOT_REGULAR) for path in specials)
+        seen: set[str] = set()  # the dumps of this argument (a directory given twice is listed twice)
         for path in walked:
             reason = _skip_reason(path[prefix:] if path != arg else os.path.basename(path), include, exclude)
             if reason is not None:
                 skipped.append(Skipped(path, reason))
                 continue
-            _take(path, inputs, dumps)
+            _take(path, inputs, dumps, seen)
         # Dumps in the order of their number (vmdump.0 before unix.1 + vmcore.1, dump 2 before
         # dump 10), in the places the walk gave dumps; transcripts keep theirs.
-        slots = [i for i in range(start, len(inputs)) if inputs[i] in dumps]
+        slots = [i for i in range(start, len(inputs)) if inputs[i] in seen]
         ordered = sorted((inputs[i] for i in slots), key=lambda n: (os.path.dirname(n), dumps[n].number or 0, n))
         for i, name in zip(slots, ordered, strict=True):
             inputs[i] = name
     return Selection(tuple(inputs), dumps, tuple(skipped))
 
 
-def _take(path: str, inputs: list[str], dumps: dict[str, DumpFiles]) -> None:
+def _take(path: str, inputs: list[str], dumps: dict[str, DumpFiles], seen: set[str]) -> None:
     d = dump_files(path) if path != "-" else None
     if d is None:
         inputs.append(path)
-    elif d.name not in dumps:  # unix.N, vmcore.N and vmdump.N of one dump make one input
+    elif d.name not in seen:  # unix.N, vmcore.N and vmdump.N of one dump make one input
+        seen.add(d.name)
         dumps[d.name] = d
         inputs.append(d.name)
 

@@ -92,3 +92,10 @@ def test_identity_follows_size_mtime_and_uuid(tmp_path: Path) -> None:
     assert identity(d) != key  # only the UUID differs
     os.utime(tmp_path / "vmcore.0", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert len({identity(d), key}) == 2
+
+
+def test_a_directory_given_twice_lists_its_dumps_twice(tmp_path: Path) -> None:
+    (tmp_path / "unix.0").write_bytes(b"x")
+    write_dump(tmp_path / "vmcore.0", "h")
+    sel = select([str(tmp_path), str(tmp_path), str(tmp_path / "unix.0")])
+    assert sel.inputs == (str(tmp_path / "vmcore.0"),) * 3

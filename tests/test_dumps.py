@@ -283,3 +283,12 @@ def test_an_unknown_dcmd_does_not_lose_the_dcmds_after_it(tmp_path: Path, fake: 
         "; ".join(f"::echo '> {c}'; {c}" for c in cmds),
         "; ".join(f"::echo '> {c}'; {c}" for c in rest),
         f"::echo '> {REMOVER_HINT}'; {REMOVER_HINT}"]
+
+
+def test_a_dump_named_twice_in_parallel_is_read_by_mdb_once(tmp_path: Path, fake: FakeTools,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    crash = crash_tree(tmp_path)
+    d1 = str(crash / "vmcore.1")
+    rc, out, _ = run(["triage", d1, d1, d1, "--work", str(tmp_path / "w"), "--jobs", "2", "-f", "json"], capsys)
+    assert [json.loads(line)["confidence"] for line in out.splitlines()] == ["confirmed"] * 3
+    assert len(fake.calls("mdb")) == 2  # one first pass and one follow-up; the other two re-read them
