@@ -134,13 +134,13 @@ class Recorder:
         self._start()
 
     def _start(self) -> None:
-        # the run's row, and what the history knows already; a file found corrupt is started afresh
+        # what the history knows already; a file found corrupt is started afresh. The run's own row
+        # is written with the run's first batch of dumps (a nightly run that finds nothing new writes
+        # one transaction: its row, at the end).
+        self.run_id: int | None = None
         for attempt in (1, 2):
             db = self._cache.db
             try:
-                cur = db.execute("INSERT INTO runs (started, version, sigset) VALUES (?, ?, ?)",
-                                 (self._now, self._cache.version, self._cache.sigset))
-                self.run_id = int(cur.lastrowid or 0)
                 # digest -> (source, platform, signature, confidence, bucket, title), as `see` compares them
                 self._known: dict[str, tuple[Any, ...]] = {r[0]: r[1:] for r in db.execute(
                     "SELECT digest, source, platform, signature, confidence, bucket, title FROM dumps")}
@@ -200,7 +200,7 @@ class Recorder:
         fix = d.get("fix")
         return d.get("host"), fix.get("status") if isinstance(fix, dict) else None, d.get("panic_message")
 
-    def _write(self) -> None:
+    def _write(self, final: bool = False) -> None:
         try:
             for attempt in (1, 2):
                 if self._cache.generation != self._generation:
@@ -210,7 +210,7 @@ class Recorder:
                     self._updates.clear()
                     self._start()
                 try:
-                    self._write_pending()
+                    self._write_pending(final)
                     break
                 except sqlite3.Error as exc:
                     if attempt == 2 or not self._cache.recover(exc):
@@ -219,32 +219,35 @@ class Recorder:
             self._inserts.clear()
             self._updates.clear()
 
-    def _write_pending(self) -> None:
+    def _write_pending(self, final: bool) -> None:
         db = self._cache.db
-        run, now = self.run_id, self._now
+        now = self._now
+        if not (self._inserts or self._updates or final):
+            return
         try:
             db.execute("BEGIN IMMEDIATE")
+            run = self.run_id
+            if run is None:
+                run = int(db.execute("INSERT INTO runs (started, version, sigset) VALUES (?, ?, ?)",
+                                     (now, self._cache.version, self._cache.sigset)).lastrowid or 0)
             db.executemany("INSERT OR IGNORE INTO dumps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            [(r[0], run, run, now, now, *r[1:]) for r in self._inserts])
             db.executemany("UPDATE dumps SET last_run=?, last_seen=?, source=?, platform=?, signature=?, "
                            "confidence=?, bucket=?, title=? WHERE digest=?",
                            [(run, now, r[1], *r[3:8], r[0]) for r in self._updates])
+            if final:
+                db.execute("UPDATE runs SET finished=?, inputs=? WHERE id=?",
+                           (iso(datetime.now(UTC)), self.inputs, run))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        self.run_id = run
 
     def finish(self) -> None:
         """Write what is pending and close the run (its end time and number of inputs)."""
-        self._write()
-        if self._cache.generation != self._generation:
-            self._start()
-        try:
-            self._cache.db.execute("UPDATE runs SET finished=?, inputs=? WHERE id=?",
-                                   (iso(datetime.now(UTC)), self.inputs, self.run_id))
-        except sqlite3.Error as exc:
-            raise InputError(f"history {self._cache.path}: {exc}") from None
+        self._write(final=True)
 
 
 # --- reading the history ---------------------------------------------------------------------------

@@ -794,12 +794,13 @@ def render_history(rows: Sequence[BucketHistory]) -> str:
 
 
 def render_history_csv(rows: Sequence[BucketHistory]) -> str:
-    """The history rows as CSV (HISTORY_CSV_COLUMNS); hosts separated by spaces, times ISO 8601 UTC."""
+    """The history rows as CSV (HISTORY_CSV_COLUMNS); hosts separated by spaces, times ISO 8601 UTC, cells
+    from transcripts as `csv_cell` makes them (no formula, no control or invisible character)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HISTORY_CSV_COLUMNS)
     for r in rows:
-        w.writerow([r.status.value, r.group, escape(r.key), escape(r.title), escape(r.signature),
-                    r.confidence or "", r.count, escape(" ".join(r.hosts)), r.first_seen, r.last_seen,
-                    escape(r.first_build), escape(r.last_build), r.regressions, escape(r.example)])
+        w.writerow([r.status.value, r.group, csv_cell(r.key), csv_cell(r.title), csv_cell(r.signature),
+                    r.confidence or "", r.count, csv_cell(" ".join(r.hosts)), r.first_seen, r.last_seen,
+                    csv_cell(r.first_build), csv_cell(r.last_build), r.regressions, csv_cell(r.example)])
     return buf.getvalue()

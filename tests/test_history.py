@@ -248,3 +248,14 @@ def test_built_after(build: str, fixed: str, after: bool) -> None:
     from dumpscope.history import built_after
 
     assert built_after(build, fixed) is after
+
+
+def test_history_csv_cells_from_transcripts_never_start_a_formula(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a.txt").write_text(other(host="=HYPERLINK(\"http://x\")").replace(
+        "joyent_20150123T195942Z", "@SUM(1+1)"))
+    db = tmp_path / "h.db"
+    assert _triage(["triage", "-f", "csv", "--db", str(db), str(tmp_path / "a.txt")], capsys)[0] == 0
+    rc, out, _ = _triage(["history", "--db", str(db), "-f", "csv"], capsys)
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert rc == 0 and row["hosts"] == "'=HYPERLINK(\"http://x\")"
+    assert row["first_build"] == row["last_build"] == "'@SUM(1+1)"
