@@ -12,7 +12,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread, hex_text
-from dumpscope.verdict import VERDICT_SCHEMA, Evidence, Verdict
+from dumpscope.verdict import VERDICT_SCHEMA, Event, Evidence, Verdict
 
 if TYPE_CHECKING:
     from dumpscope.history import BucketHistory
@@ -27,6 +27,7 @@ __all__ = [
     "csv_cell",
     "dump_to_json",
     "escape",
+    "event_text",
     "frame_to_json",
     "iter_dump_json",
     "lines_label",
@@ -550,7 +551,7 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
         out.append("sequence of events (from the evidence below" + (
             "; a step marked (inferred) tells what a thread did that this transcript does not show paired"
             if marked else "") + "):")
-        out.extend(f"  {i}. {'(inferred) ' if e.inferred else ''}{escape(e.text)}" for i, e in enumerate(v.events, 1))
+        out.extend(f"  {i}. {escape(event_text(e))}" for i, e in enumerate(v.events, 1))
     if v.fix is not None:
         refs = ", ".join(escape(r) for r in v.fix.references)
         detail = f": {escape(v.fix.detail)}" if v.fix.detail else ""
@@ -577,6 +578,12 @@ def render_verdict_text(v: Verdict, lines: Sequence[str] | None = None, color: b
     for note in v.notes:
         out.append(f"note: {escape(note)}")
     return "\n".join(out) + "\n"
+
+
+def event_text(e: Event) -> str:
+    """A step of the sequence of events as every renderer prints it: a step that tells what a thread
+    did that the transcript does not show paired starts with '(inferred)'."""
+    return f"(inferred) {e.text}" if e.inferred else e.text
 
 
 # how many meaningful frames of an unknown crash's stack the text shows

@@ -13,7 +13,7 @@ from string import Template
 from typing import Any
 
 from dumpscope.history import STATUS_ORDER, BucketHistory, example_verdicts, history_rows, iso, read_dumps
-from dumpscope.render import build_order_key, escape, lines_label
+from dumpscope.render import build_order_key, escape, event_text, lines_label
 from dumpscope.signatures import BucketNote
 from dumpscope.verdict import Confidence, Verdict
 
@@ -276,7 +276,7 @@ def _verdict_html(r: BucketHistory, v: Verdict | None) -> str:
     if v.replay:
         items.append(("replay", _e(v.replay)))
     if v.events:
-        steps = "".join(f"<li>{_e(step.text)}</li>" for step in v.events)
+        steps = "".join(f"<li>{_e(event_text(step))}</li>" for step in v.events)
         items.append(("sequence of events", f"<ol>{steps}</ol>"))
     if v.evidence:
         lis = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from dumpscope.render import escape, lines_label
+from dumpscope.render import escape, event_text, lines_label
 from dumpscope.verdict import Verdict
 
 __all__ = ["render_markdown"]
@@ -63,7 +63,7 @@ def render_markdown(v: Verdict, lines: Sequence[str] | None = None) -> str:
         out += ["## What happened", ""]
         for i, step in enumerate(v.events, 1):
             where = f" ({lines_label(step.lines)})" if step.lines else ""
-            out.append(f"{i}. {_md(step.text)}{where}")
+            out.append(f"{i}. {_md(event_text(step))}{where}")
         out.append("")
     if v.stack and not v.signature:
         # an unknown crash: its panic stack is what a reader of the ticket needs first

@@ -119,6 +119,12 @@ def test_steps_about_an_unpaired_remover_are_marked_inferred(capsys: pytest.Capt
     assert "(inferred)" not in "\n".join(section(triage(VHPET, capsys), "sequence of events"))
 
 
+def test_the_markdown_ticket_marks_the_same_steps_inferred(capsys: pytest.CaptureFixture[str]) -> None:
+    md = run(["triage", "--format", "markdown", str(VATPIT)], capsys)
+    assert "\n2. (inferred) Before vatpit\\_callout\\_handler re-arms its timer" in md
+    assert "\n1. The cyclic ffffff0437fa49d0" in md
+
+
 def test_a_replay_says_what_it_compared_and_what_was_absent(capsys: pytest.CaptureFixture[str]) -> None:
     # the vhpet excerpt has no panic message (no ::status, no panic[cpu] line)
     out = run(["replay", str(VHPET)], capsys)
