@@ -138,7 +138,7 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     """show what the parser understood of one transcript.
 
     Prints the ::status fields, the panic stack, the threads and every section with its line
-    numbers; --format json gives the versioned `dumpscope.parse/1` document.
+    numbers; --format json gives the versioned `dumpscope.parse/2` document.
 
     Example: mdb -e '::status; $C' 0 | dumpscope parse --format json
     """

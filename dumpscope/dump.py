@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-
-from dumpscope.frozen import draft_builder, draft_class
+from typing import NamedTuple
 
 __all__ = [
     "Cpu",
     "Dump",
     "FmaRecord",
     "Frame",
-    "FrameDraft",
     "SectionKind",
     "Section",
     "Stack",
     "Status",
     "Thread",
     "Trap",
-    "build_frame",
-    "build_thread",
     "hex_text",
 ]
 
@@ -44,9 +39,11 @@ class SectionKind(StrEnum):
     RAW = "raw"  # anything not understood, kept with its line numbers
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One stack frame as mdb (or the kernel console) printed it."""
+class Frame(NamedTuple):
+    """One stack frame as mdb (or the kernel console) printed it.
+
+    A NamedTuple, where the other records are frozen dataclasses: a big transcript has hundreds of
+    thousands of frames, and a NamedTuple is built in a fifth of the time (bench/RESULTS.md)."""
 
     line: int  # 1-based line number in the input where the frame starts
     function: str  # symbol name; for an unresolved frame the address text ('0xfffffffffba436e1')
@@ -283,16 +280,3 @@ class Dump:
         return not (self.status or self.stacks or self.threads or self.panic_message or self.panicinfo
                     or self.cpus or self.traps or self.fma
                     or any(s.kind is SectionKind.COMMAND for s in self.sections))
-
-
-# -- building the commonest objects fast -----------------------------------------------------------
-# A big transcript builds hundreds of thousands of frames: the parser builds them as drafts, four
-# times cheaper than through the dataclass's __init__ (dumpscope.frozen). The builders take every
-# field, positionally, in field order.
-
-FrameDraft = draft_class(Frame)  # for the lexer's loop, which fills drafts itself
-build_frame: Callable[[int, str, str | None, int | None, tuple[int, ...] | None, int | None], Frame] = \
-    draft_builder(Frame, FrameDraft)
-build_thread: Callable[[int, SectionKind, int | None, tuple[Frame, ...], str | None, str | None, str | None,
-                        int | None, int | None, int | None, int | None, int | None, str | None, bool], Thread] = \
-    draft_builder(Thread)

@@ -1,28 +1,21 @@
-"""Parses transcript text into the dump model: the Lark parse, its Transformer, and the linking pass."""
+"""Parses transcript text into the dump model: Lark's LALR parse with the line lexer, the transformer
+that builds the model's values as the parser reduces, and the linking pass."""
 
 from __future__ import annotations
 
-import gc
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread, build_frame, build_thread
-from dumpscope.flattened import looks_flattened, split_flattened
-from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
-from dumpscope.grammar import line_lexer, table_parser
-from dumpscope.lexer import (
-    LexInput,
-    LineTok,
-    Tok,
-    clean_line,
-    decode_label,
-    hex_value,
-    needs_cleaning,
-    split_lines,
-)
+from lark import Token
 
-__all__ = ["parse_transcript"]
+from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
+from dumpscope.flattened import looks_flattened, split_flattened
+from dumpscope.grammar import transcript_parser
+from dumpscope.lexer import LexInput, LineTok, clean_line, hex_value, needs_cleaning, split_lines
+from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
+
+__all__ = ["TRANSFORMER", "parse_transcript"]
 
 _DEBUGGING = (
     # debugging crash dump vmcore.22 (64-bit) from dent
@@ -36,6 +29,8 @@ _DEBUGGING = (
 _OS = re.compile(r"(?P<release>\S+) (?P<version>\S+)(?: \((?P<machine>[^)]*)\))?")
 _STACK_COMMANDS = re.compile(r"^(?:(?P<addr>[0-9a-fA-F]+|<\w+)?\s*(?P<cmd>\$[cC]\d*|::stack\b|::stackregs\b))")
 
+# Lines read as part of a stack or a thread: never a bare panic message
+_STACK_LINES = {"FRAME", "CONSOLE_FRAME", "STACKS_FRAME", "FINDSTACK_HEAD", "BRACKET"}
 _BARE_MESSAGE = re.compile(r"^[A-Za-z][\w ,:=()'\"/.-]*[A-Za-z0-9)]$")
 
 _FIELD_NAMES = {
@@ -59,13 +54,15 @@ class _Item:
 
 
 def _ends(x: Any) -> tuple[int, int]:
-    v = x.value if hasattr(x, "type") else x  # a token: Tok, or lark's Token on the reference path
+    v = x.value if isinstance(x, Token) else x
     if isinstance(v, LineTok):
         return v.line, v.line
     if isinstance(v, _Item):
         return v.start, v.end
-    if isinstance(v, tuple) and v:  # a run of Frames or of raw LineToks
+    if type(v) is tuple and v:  # a run of Frames or of raw LineToks
         return v[0].line, v[-1].line
+    if isinstance(v, Frame):  # a BRACKET line's
+        return v.line, v.line
     if isinstance(v, Thread):  # a findstack_thread: its header to its last frame
         return v.line, v.frames[-1].line if v.frames else v.line
     return 0, 0
@@ -79,13 +76,14 @@ def _span(children: list[Any]) -> tuple[int, int]:
 
 
 class _Build:
-    """Builds values bottom-up as the LALR parser reduces: one method per rule (TableParser calls them;
-    on the reference path Lark runs them inline, and no tree is kept)."""
+    """Builds values bottom-up as the LALR parser reduces: one method per rule, which Lark calls as it
+    reduces (no tree is kept). Tokens carry the lexer's payload: a LineTok, a BRACKET line's Frame, or
+    the tuple of a run (Frames, or LineToks)."""
 
     def start(self, items: list[_Item]) -> list[_Item]:
         return items
 
-    def command(self, c: list[Tok]) -> _Item:
+    def command(self, c: list[Token]) -> _Item:
         tok = c[0]
         lt: LineTok = tok.value
         if tok.type == "PROMPT":
@@ -94,14 +92,14 @@ class _Build:
             return _Item(SectionKind.COMMAND, lt.line, lt.line, None)
         return _Item(SectionKind.COMMAND, lt.line, lt.line, "")  # banner: not a command
 
-    def raw(self, c: list[Tok]) -> _Item:
+    def raw(self, c: list[Token]) -> _Item:
         tok = c[0]
         v = tok.value
-        if isinstance(v, tuple):  # a run of raw lines, or of stray ::stacks-style frames
+        if type(v) is tuple:  # a run of raw lines, or of stray ::stacks-style frames (not a BRACKET's Frame)
             return _Item(SectionKind.RAW, v[0].line, v[-1].line, None)
         return _Item(SectionKind.RAW, v.line, v.line, tok.type)
 
-    def status(self, c: list[Tok]) -> _Item:
+    def status(self, c: list[Token]) -> _Item:
         start, end = _span(c)
         fields: dict[str, Any] = {}
         lines: list[tuple[str, int]] = []
@@ -152,40 +150,35 @@ class _Build:
         status = Status(line=start, extra=tuple(extra), lines=tuple(lines), **fields)
         return _Item(SectionKind.STATUS, start, end, status)
 
-    def stack(self, c: list[Tok]) -> _Item:
+    def stack(self, c: list[Token]) -> _Item:
         frames: tuple[Frame, ...] = c[0].value
         return _Item(SectionKind.STACK, frames[0].line, frames[-1].line, Stack(frames[0].line, frames))
 
-    def console_stack(self, c: list[Tok]) -> _Item:
+    def console_stack(self, c: list[Token]) -> _Item:
         frames: tuple[Frame, ...] = c[0].value
         st = Stack(frames[0].line, frames, command=None, console=True)
         return _Item(SectionKind.CONSOLE, frames[0].line, frames[-1].line, st)
 
-    def findstack_thread(self, c: list[Tok]) -> Thread:
-        # On the fast path the lexer hands each thread over whole (findstack_thread_value); this is
-        # the reference path, Lark's parser, and the same function builds the thread.
+    def findstack_thread(self, c: list[Token]) -> Thread:
+        # the header line, then the bracket line (the saved pc: the innermost frame) and the frames
         head: LineTok = c[0].value
-        bracket: LineTok | None = None
         frames: tuple[Frame, ...] = ()
         for tok in c[1:]:
-            if tok.type == "BRACKET":
-                bracket = tok.value
-            elif tok.type == "FRAME":
-                frames = tok.value
+            frames += (tok.value,) if tok.type == "BRACKET" else tok.value
         g = head.groups
-        fields = (g["addr"], g["free"], g["desc"], g["sp"])
-        if bracket is None:
-            return findstack_thread_value(head.line, fields, 0, None, frames)
-        return findstack_thread_value(head.line, fields, bracket.line, (bracket.groups["sp"], bracket.groups["sym"]),
-                                      frames)
+        desc = g["desc"]
+        if g["free"]:
+            desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
+        # addr and sp are hex by the terminal's regex
+        return _thread(head.line, SectionKind.FINDSTACK, int(g["addr"], 16), frames, description=desc,
+                       stack_pointer=int(g["sp"], 16))
 
     def findstack(self, c: list[Thread]) -> _Item:
         last = c[-1]
         # the last thread's last frame ends the section (its header line when it has none)
         return _Item(SectionKind.FINDSTACK, c[0].line, last.frames[-1].line if last.frames else last.line, tuple(c))
 
-    def stacks_group(self, c: list[Tok]) -> _Item:
-        # the commonest rule of a big ::stacks: kept lean (no _span, threads built by slot)
+    def stacks_group(self, c: list[Token]) -> _Item:
         heads: tuple[LineTok, ...] = c[0].value
         frames: tuple[Frame, ...] = ()
         failure = None
@@ -201,21 +194,21 @@ class _Build:
         for head in heads:  # every member line of the group has the group's stack
             g = head.groups
             count, state = g["count"], g["state"]
-            threads.append(build_thread(head.line, SectionKind.STACKS, int(g["addr"], 16), frames, None, state,
-                                        g["sobj"], int(count) if count.isdigit() else None, None, None, None,
-                                        None, failure, state == "PANIC"))
+            threads.append(_thread(head.line, SectionKind.STACKS, int(g["addr"], 16), frames, state=state,
+                                   sobj=g["sobj"], count=int(count) if count.isdigit() else None, failure=failure,
+                                   is_panic=state == "PANIC"))
         return _Item(SectionKind.STACKS, heads[0].line, end, tuple(threads))
 
     def stacks(self, c: list[Any]) -> _Item:
         return self._collect(SectionKind.STACKS, c)
 
-    def threadlist_entry(self, c: list[Tok]) -> _Item:
+    def threadlist_entry(self, c: list[Token]) -> _Item:
         row: LineTok = c[0].value
         g = row.groups
         start, end = _span(c)
         if c[0].type == "THREADLIST_BRIEF":
-            brief = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
-                           description=g["desc"], proc=hex_value(g["proc"]), lwp=hex_value(g["lwp"]))
+            brief = _thread(row.line, SectionKind.THREADLIST, hex_value(g["addr"]), (), description=g["desc"],
+                            proc=hex_value(g["proc"]), lwp=hex_value(g["lwp"]))
             return _Item(SectionKind.THREADLIST, start, end, (brief,))
         desc = None
         t: Thread | None = None
@@ -231,8 +224,8 @@ class _Build:
             t = replace(t, line=row.line, kind=SectionKind.THREADLIST, description=t.description or desc,
                         proc=proc, lwp=lwp, wchan=wchan)
         else:
-            t = Thread(line=row.line, kind=SectionKind.THREADLIST, address=hex_value(g["addr"]), frames=(),
-                       description=desc, proc=proc, lwp=lwp, wchan=wchan)
+            t = _thread(row.line, SectionKind.THREADLIST, hex_value(g["addr"]), (), description=desc, proc=proc,
+                        lwp=lwp, wchan=wchan)
         return _Item(SectionKind.THREADLIST, start, end, (t,))
 
     def threadlist(self, c: list[Any]) -> _Item:
@@ -246,12 +239,12 @@ class _Build:
         start, end = _span(c)
         return _Item(kind, start, end, tuple(threads))
 
-    def panicinfo(self, c: list[Tok]) -> _Item:
+    def panicinfo(self, c: list[Token]) -> _Item:
         start, end = _span(c)
         fields = tuple((t.value.groups["name"], t.value.groups["value"]) for t in c)
         return _Item(SectionKind.PANICINFO, start, end, fields)
 
-    def cpuinfo(self, c: list[Tok]) -> _Item:
+    def cpuinfo(self, c: list[Token]) -> _Item:
         start, end = _span(c)
         cpus = []
         for tok in c:
@@ -261,7 +254,7 @@ class _Build:
                                 hex_value(g["thread"]), (g["proc"] or None)))
         return _Item(SectionKind.CPUINFO, start, end, tuple(cpus))
 
-    def console_panic(self, c: list[Tok]) -> _Item:
+    def console_panic(self, c: list[Token]) -> _Item:
         lt: LineTok = c[0].value
         g = lt.groups
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
@@ -269,38 +262,31 @@ class _Build:
                 "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
 
-
-    def typed(self, c: list[Tok]) -> _Item:
+    def typed(self, c: list[Token]) -> _Item:
         start, end = _span(c)
         return _Item(SectionKind.STACK, start, end, typed_stack([tok.value for tok in c]))
 
-    def fma(self, c: list[Tok]) -> _Item:
+    def fma(self, c: list[Token]) -> _Item:
         start, end = _span(c)
         return _Item(SectionKind.FMA, start, end, tuple((tok.type, tok.value) for tok in c))
 
-    def trap(self, c: list[Tok]) -> _Item:
+    def trap(self, c: list[Token]) -> _Item:
         start, end = _span(c)
         return _Item(SectionKind.TRAP, start, end, tuple((tok.type, tok.value) for tok in c))
 
 
-_TRANSFORMER = _Build()
+# The transformer the parser applies as it reduces (grammar.transcript_parser saves the parser with it).
+TRANSFORMER = _Build()
 
-def findstack_thread_value(line: int, head: tuple[str, str | None, str | None, str],
-                           bracket_line: int, bracket: tuple[str, str] | None, frames: tuple[Frame, ...]) -> Thread:
-    """The Thread of a findstack_thread from its lines' fields: the header's (addr, free, desc, sp), the
-    bracket line's (sp, sym) or None, and the frames. The fields are the terminals' groups in order:
-    the lexer passes a match's groups() straight through (LineLexer.toks)."""
-    addr, free, desc, sp = head
-    if bracket is not None:
-        bracket_sp, sym = bracket
-        name, module, offset = decode_label(sym or "")
-        # the bracket line is the saved pc: the thread's innermost frame (sp hex by the terminal)
-        frames = (build_frame(bracket_line, name, module, offset, (), int(bracket_sp, 16)), *frames)
-    if free:
-        desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
-    # addr and sp are hex by the terminal's regex; built as a draft: the commonest thread of a big transcript
-    return build_thread(line, SectionKind.FINDSTACK, int(addr, 16), frames, desc, None, None, None, int(sp, 16),
-                        None, None, None, None, False)
+
+def _thread(line: int, kind: SectionKind, address: int | None, frames: tuple[Frame, ...], *,
+            description: str | None = None, state: str | None = None, sobj: str | None = None,
+            count: int | None = None, stack_pointer: int | None = None, proc: int | None = None,
+            lwp: int | None = None, wchan: int | None = None, failure: str | None = None,
+            is_panic: bool = False) -> Thread:
+    """A Thread: every thread the parser reads is built here (as every frame is in lexer._frame)."""
+    return Thread(line, kind, address, frames, description, state, sobj, count, stack_pointer, proc, lwp, wchan,
+                  failure, is_panic)
 
 
 def parse_transcript(text: str, name: str = "<input>") -> Dump:
@@ -309,25 +295,16 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     Never raises for odd input: what is not understood is kept as raw sections, and a degraded
     parse carries notes saying why. `name` is only used in notes.
     """
-    # The parse allocates hundreds of thousands of small acyclic objects; the cyclic collector
-    # would rescan them over and over (quadratic on big transcripts) and can free nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        lines = split_lines(text)
-        if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
-            lines = [clean_line(line) for line in lines]
-        ends_mid_line = bool(text) and not text.endswith("\n")
-        del text  # the lines are all that is needed now; a caller that kept no reference frees it
-        flat = [(i + 1, pieces) for i, line in enumerate(lines)
-                if looks_flattened(line) and (pieces := split_flattened(line)) is not None]
-        data = LexInput(lines)
-        items: list[_Item] = table_parser(_TRANSFORMER).parse(line_lexer().toks(data, findstack_thread_value))
-        dump = _link(items, data, ends_mid_line)
-        return _with_flattened(dump, flat, name) if flat else dump
-    finally:
-        if enabled:
-            gc.enable()
+    lines = split_lines(text)
+    if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
+        lines = [clean_line(line) for line in lines]
+    flat = [(i + 1, pieces) for i, line in enumerate(lines)
+            if looks_flattened(line) and (pieces := split_flattened(line)) is not None]
+    data = LexInput(lines)
+    # the transformer's start method returns the items: Lark's annotation says a Tree, as without one
+    items: list[_Item] = transcript_parser(TRANSFORMER).parse(data)  # type: ignore[assignment]
+    dump = _link(items, data, bool(text) and not text.endswith("\n"))
+    return _with_flattened(dump, flat, name) if flat else dump
 
 
 def _with_flattened(dump: Dump, flat: list[tuple[int, list[str]]], name: str) -> Dump:
@@ -383,7 +360,7 @@ def _link(items: list[_Item], data: LexInput, ends_mid_line: bool) -> Dump:
     status = _status(found)
     fma = fma_record(found.fma, found.notes)
     _join_split_stacks(found.stacks, data.lines)
-    msg, msg_line = _panic_message(status, found, data.lines)
+    msg, msg_line = _panic_message(status, found, data)
     if fma is not None:
         # the record's panicstr and panicstack stand in for mdb output and the console, never over them
         if msg is None and fma.get("panicstr"):
@@ -501,7 +478,7 @@ def _status(found: _Found) -> Status | None:
     return found.statuses[0] if found.statuses else None
 
 
-def _panic_message(status: Status | None, found: _Found, lines: list[str]) -> tuple[str | None, int | None]:
+def _panic_message(status: Status | None, found: _Found, data: LexInput) -> tuple[str | None, int | None]:
     # ::status, else ::panicinfo, else the console's panic line, else a bare message before a console
     # traceback. Every consumer reads Dump.panic_message: this is the one place the fallbacks live.
     if status and status.panic_message:
@@ -513,7 +490,7 @@ def _panic_message(status: Status | None, found: _Found, lines: list[str]) -> tu
     for info in sorted(found.console, key=lambda i: i["type"] == "TRAP_BANNER"):
         if info["message"]:
             return info["message"], info["text_line"]
-    return _message_before_console_stack(found.stacks, lines)
+    return _message_before_console_stack(found.stacks, data)
 
 
 def _panic_thread_and_cpu(found: _Found) -> tuple[int | None, int | None]:
@@ -571,15 +548,16 @@ def _section_line(sections: list[Section], kind: SectionKind) -> int | None:
     return next((s.start for s in sections if s.kind is kind), None)
 
 
-def _message_before_console_stack(stacks: list[Stack], lines: list[str]) -> tuple[str | None, int | None]:
+def _message_before_console_stack(stacks: list[Stack], data: LexInput) -> tuple[str | None, int | None]:
     # A console excerpt may begin with the bare panic string: "bad pending MMIO state", a blank, frames.
+    lines = data.lines
     for st in stacks:
         if not st.console:
             continue
         j = st.line - 2
         while j >= 0 and j >= st.line - 4 and not lines[j].strip():
             j -= 1
-        if j >= 0 and lines[j].strip():
+        if j >= 0 and lines[j].strip() and data.kinds[j] not in _STACK_LINES:
             candidate = lines[j].strip()
             if len(candidate) <= 200 and candidate[-1] not in ":.`" and candidate[0] not in "#`>[" \
                     and _BARE_MESSAGE.search(candidate):

@@ -7,11 +7,9 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
-from json.encoder import encode_basestring_ascii as _quote
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from dumpscope.dump import Dump, Frame, Section, SectionKind, Stack, Status, Thread, hex_text
+from dumpscope.dump import Dump, Frame, Section, Stack, Status, Thread, hex_text
 from dumpscope.verdict import VERDICT_SCHEMA, Event, Evidence, Verdict
 
 if TYPE_CHECKING:
@@ -45,7 +43,7 @@ __all__ = [
     "verdict_to_json",
 ]
 
-PARSE_SCHEMA = "dumpscope.parse/1"
+PARSE_SCHEMA = "dumpscope.parse/2"
 
 # What a transcript or a file name must never put in front of a person raw: C0 controls except tab,
 # DEL and C1 controls (they drive the terminal); bidirectional marks, embeddings, overrides and
@@ -88,13 +86,14 @@ def csv_cell(text: str | None) -> str:
 
 
 def frame_to_json(f: Frame) -> dict[str, Any]:
-    """A frame as JSON: function, module, offset, args (integers), line, and fp as mdb prints it (hex)."""
+    """A frame as JSON: function, module, offset and line (integers), and the addresses and arguments
+    as mdb prints them (strings of bare lowercase hex)."""
     return {
         "line": f.line,
         "function": f.function,
         "module": f.module,
         "offset": f.offset,
-        "args": None if f.args is None else list(f.args),
+        "args": None if f.args is None else list(map(hex_text, f.args)),
         "fp": hex_text(f.fp),
     }
 
@@ -104,7 +103,7 @@ def _stack_json(s: Stack) -> dict[str, Any]:
             "frames": [frame_to_json(f) for f in s.frames]}
 
 
-def _thread_json(t: Thread, with_frames: bool = True) -> dict[str, Any]:
+def _thread_json(t: Thread) -> dict[str, Any]:
     return {
         "line": t.line,
         "kind": t.kind.value,
@@ -119,8 +118,12 @@ def _thread_json(t: Thread, with_frames: bool = True) -> dict[str, Any]:
         "wchan": hex_text(t.wchan),
         "failure": t.failure,
         "is_panic": t.is_panic,
-        "frames": [frame_to_json(f) for f in t.frames] if with_frames else [],
+        "frames": [frame_to_json(f) for f in t.frames],
     }
+
+
+def _section_json(s: Section) -> dict[str, Any]:
+    return {"kind": s.kind.value, "start": s.start, "end": s.end, "command": s.command}
 
 
 def _status_json(s: Status) -> dict[str, Any]:
@@ -142,8 +145,8 @@ def _status_json(s: Status) -> dict[str, Any]:
     }
 
 
-def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
-    """The parse result as the documented `dumpscope.parse/1` JSON document."""
+def _head_json(dump: Dump, source: str) -> dict[str, Any]:
+    # the document without its long lists (stacks, threads, sections)
     return {
         "schema": PARSE_SCHEMA,
         "source": source,
@@ -154,199 +157,51 @@ def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
         "panic_thread": hex_text(dump.panic_thread_address),
         "panic_cpu": dump.panic_cpu,
         "panic_stack": _stack_json(dump.panic_stack) if dump.panic_stack else None,
-        "stacks": [_stack_json(s) for s in dump.stacks],
-        "threads": [_thread_json(t) for t in dump.threads],
         "panicinfo": [list(kv) for kv in dump.panicinfo],
         "cpus": [{"line": c.line, "id": c.cpu_id, "address": hex_text(c.address), "flags": c.flags,
                   "thread": hex_text(c.thread), "proc": c.proc} for c in dump.cpus],
-        "sections": [{"kind": s.kind.value, "start": s.start, "end": s.end, "command": s.command}
-                     for s in dump.sections],
         "notes": list(dump.notes),
         "lines": dump.line_count,
     }
 
 
-# ----------------------------------------------------------------------------------------------
-# the streamed `dumpscope.parse/1` writer
-#
-# A 20,000-thread transcript has 200,000 frames; the writer below emits the exact bytes of
-# json.dumps(dump_to_json(...), sort_keys=True, separators=(",", ":")) without building a dict per
-# frame or thread: one bytes %-template per frame, thread, stack and section with the keys in sorted
-# order, integers written by %d and %x (json.dumps prints an int as str() does), and every string
-# quoted by encode_basestring_ascii, the function json.dumps itself uses for a str (ensure_ascii), so
-# the document is ASCII and each chunk is decoded once. Bytes, not str: bytes % finds the next
-# conversion with memchr and writes an int straight into the result, where str % steps through the
-# template a character at a time and an f-string makes a str per field before joining them.
-
-_T = TypeVar("_T")
-_Names = dict[str | None, bytes]  # text -> its JSON string literal; None -> null
-_KINDS: dict[SectionKind, bytes] = {k: _quote(k.value).encode() for k in SectionKind}
-_CHUNK_ITEMS = 64  # threads or sections per yielded chunk (~100 KB of JSON for ::findstack -v)
 
 
-def _frame_template(nargs: int, module: bytes) -> bytes:
-    # frame_to_json's keys sorted (args, fp, function, line, module, offset) for a frame with nargs
-    # arguments, an fp and an offset; filled with args + (fp, function, line, [module,] offset)
-    args = b",".join([b"%d"] * nargs)
-    return b'{"args":[' + args + b'],"fp":"%x","function":%s,"line":%d,"module":' + module + b',"offset":%d}'
+def _long_lists(dump: Dump) -> dict[str, tuple[Sequence[Any], Callable[[Any], dict[str, Any]]]]:
+    return {"stacks": (dump.stacks, _stack_json), "threads": (dump.threads, _thread_json),
+            "sections": (dump.sections, _section_json)}
 
 
-# frames with arguments, fp and offset (::findstack -v, $C, console stacks), by argument count
-_FRAME_WITH_ARGS = tuple(_frame_template(n, b"null") for n in range(16))
-_FRAME_WITH_ARGS_MODULE = tuple(_frame_template(n, b"%s") for n in range(16))
-# frames with an offset and neither arguments nor fp (::stacks)
-_FRAME_BARE = b'{"args":null,"fp":null,"function":%s,"line":%d,"module":%s,"offset":%d}'
-# any frame: args and fp as JSON text, the offset as an int or null
-_FRAME_ANY = b'{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":%d}'
-_FRAME_ANY_NO_OFFSET = b'{"args":%s,"fp":%s,"function":%s,"line":%d,"module":%s,"offset":null}'
-_ARGS = tuple(b"[" + b",".join([b"%d"] * n) + b"]" for n in range(16))  # "[%d,%d]" for two
-_THREAD = (b'{"address":%s,"count":%s,"description":%s,"failure":%s,"frames":[%s],"is_panic":%s,'
-           b'"kind":%s,"line":%d,"lwp":%s,"proc":%s,"sobj":%s,"stack_pointer":%s,"state":%s,"wchan":%s}')
-# threads with an address and a stack pointer and no count, lwp, proc or wchan (::findstack)
-_THREAD_FINDSTACK = (
-    b'{"address":"%x","count":null,"description":%s,"failure":%s,"frames":[%s],"is_panic":%s,'
-    b'"kind":%s,"line":%d,"lwp":null,"proc":null,"sobj":%s,"stack_pointer":"%x","state":%s,"wchan":null}')
-_STACK = b'{"command":%s,"console":%s,"frames":[%s],"line":%d}'
-_SECTION = b'{"command":%s,"end":%d,"kind":%s,"start":%d}'
+def dump_to_json(dump: Dump, source: str) -> dict[str, Any]:
+    """The parse result as the documented `dumpscope.parse/2` JSON document, whole."""
+    doc = _head_json(dump, source)
+    for key, (items, to_json) in _long_lists(dump).items():
+        doc[key] = [to_json(x) for x in items]
+    return doc
 
 
-def _name(names: _Names, text: str | None) -> bytes:
-    """The JSON string literal of text, quoted once per document: names recur (functions, modules,
-    states, sync objects, thread descriptions). A plain dict, read by subscript in the frame loop: a
-    dict subclass with __missing__ would make every subscript a call of a Python-level __getitem__."""
-    quoted = names.get(text)
-    if quoted is None:
-        quoted = names[text] = _quote(text).encode()  # type: ignore[arg-type]  # None is preset
-    return quoted
-
-
-def _hex(value: int | None) -> bytes:
-    return b"null" if value is None else b'"%x"' % value
-
-
-def _int(value: int | None) -> bytes:
-    return b"null" if value is None else b"%d" % value
-
-
-def _frame_json_bytes(f: Frame, names: _Names) -> bytes:
-    # any frame, however printed (_frames_json_bytes writes the common ones itself); inline, not
-    # through _hex and _name, for $c stacks (no fp), where every frame comes here
-    a = f.args
-    p = f.fp
-    if a is None:
-        args = b"null"
-    elif len(a) < len(_ARGS):
-        args = _ARGS[len(a)] % a
-    else:
-        args = b"[" + b",".join([b"%d" % x for x in a]) + b"]"
-    fp = b"null" if p is None else b'"%x"' % p
-    function = names.get(f.function) or _name(names, f.function)
-    module = names.get(f.module) or _name(names, f.module)
-    if f.offset is None:
-        return _FRAME_ANY_NO_OFFSET % (args, fp, function, f.line, module)
-    return _FRAME_ANY % (args, fp, function, f.line, module, f.offset)
-
-
-def _frames_json_bytes(frames: Sequence[Frame], names: _Names) -> bytes:
-    # The hot path of `parse --format json` on big transcripts. The common frames go straight into
-    # their template, names by plain subscript; a name not quoted yet (KeyError), a long argument
-    # list (IndexError) or any other frame takes _frame_json_bytes. (out.append, not a saved bound
-    # method: Python 3.11 specializes the method call.)
-    out: list[bytes] = []
-    for f in frames:
-        a = f.args
-        p = f.fp
-        o = f.offset
-        try:
-            if a is not None and p is not None and o is not None:  # ::findstack -v, $C, console
-                m = f.module
-                if m is None:
-                    out.append(_FRAME_WITH_ARGS[len(a)] % (a + (p, names[f.function], f.line, o)))
-                else:
-                    out.append(_FRAME_WITH_ARGS_MODULE[len(a)] % (a + (p, names[f.function], f.line,
-                                                                       names[m], o)))
-                continue
-            if a is None and p is None and o is not None:  # ::stacks
-                out.append(_FRAME_BARE % (names[f.function], f.line, names[f.module], o))
-                continue
-        except (KeyError, IndexError):
-            pass
-        out.append(_frame_json_bytes(f, names))
-    return b",".join(out)
-
-
-def _stack_json_bytes(st: Stack, names: _Names) -> bytes:
-    return _STACK % (_name(names, st.command), b"true" if st.console else b"false",
-                     _frames_json_bytes(st.frames, names), st.line)
-
-
-def _thread_json_bytes(t: Thread, names: _Names) -> bytes:
-    frames = _frames_json_bytes(t.frames, names)
-    if t.count is None and t.lwp is None and t.proc is None and t.wchan is None:
-        # ::findstack: the address and stack pointer straight into the template; without one of
-        # them (TypeError from %x) or with a string not quoted yet (KeyError), the general way
-        try:
-            return _THREAD_FINDSTACK % (
-                t.address, names.get(t.description) or _name(names, t.description), names[t.failure],
-                frames, b"true" if t.is_panic else b"false", _KINDS[t.kind], t.line, names[t.sobj],
-                t.stack_pointer, names[t.state])
-        except (TypeError, KeyError):
-            pass
-    return _THREAD % (
-        _hex(t.address), _int(t.count), _name(names, t.description), _name(names, t.failure), frames,
-        b"true" if t.is_panic else b"false", _KINDS[t.kind], t.line, _hex(t.lwp), _hex(t.proc),
-        _name(names, t.sobj), _hex(t.stack_pointer), _name(names, t.state), _hex(t.wchan))
-
-
-def _section_json_bytes(s: Section, names: _Names) -> bytes:
-    return _SECTION % (_name(names, s.command), s.end, _KINDS[s.kind], s.start)
-
-
-def _json_list_chunks(items: Sequence[_T], one: Callable[[_T, _Names], bytes], names: _Names) -> Iterator[str]:
-    # A JSON list in chunks of _CHUNK_ITEMS items: few, large writes; never the whole list at once.
-    # The "[" goes out alone, and a later chunk's leading "," comes from the join (an empty first
-    # row), so no chunk is copied again to put one character in front of it.
-    if not items:
-        yield "[]"
-        return
-    yield "["
-    for i in range(0, len(items), _CHUNK_ITEMS):
-        rows = [one(x, names) for x in items[i:i + _CHUNK_ITEMS]]
-        if i:
-            rows.insert(0, b"")
-        yield b",".join(rows).decode("ascii")
-    yield "]"
+_CHUNK_ITEMS = 64  # stacks, threads or sections per written chunk (~100 KB of JSON for ::findstack -v)
 
 
 def iter_dump_json(dump: Dump, source: str) -> Iterator[str]:
-    """The `dumpscope.parse/1` document of dump_to_json as text chunks on one line, streamed so that
-    a transcript of many threads never needs its whole JSON tree in memory.
-
-    The bytes are exactly those of json.dumps(dump_to_json(dump, source), sort_keys=True,
-    separators=(",", ":")) plus a newline; the big lists (threads, stacks, sections) are written by
-    templates instead of through dicts (see tests/test_render.py).
-    """
-    names: _Names = {None: b"null"}
-    big: dict[str, Callable[[], Iterator[str]]] = {
-        "panic_stack": lambda: iter(("null" if dump.panic_stack is None
-                                     else _stack_json_bytes(dump.panic_stack, names).decode("ascii"),)),
-        "stacks": lambda: _json_list_chunks(dump.stacks, _stack_json_bytes, names),
-        "threads": lambda: _json_list_chunks(dump.threads, _thread_json_bytes, names),
-        "sections": lambda: _json_list_chunks(dump.sections, _section_json_bytes, names),
-    }
-    head = dump_to_json(replace(dump, threads=(), stacks=(), panic_stack=None, sections=()), source)
-    small: list[str] = []  # keys and small values gathered into the next chunk
-    for n, key in enumerate(sorted(head)):
-        small.append(("{" if n == 0 else ",") + _quote(key) + ":")
-        if key in big:
-            parts = big[key]()
-            yield "".join(small) + next(parts)
-            small = []
-            yield from parts
-        else:
-            small.append(_LINE_ENCODER.encode(head[key]))  # = json.dumps(..., sort_keys=True, separators)
-    small.append("}\n")
-    yield "".join(small)
+    """The `dumpscope.parse/2` document on one line, as text chunks: the stdlib encoder writes it a
+    section at a time (a chunk of stacks, threads or sections), so a transcript of many threads never
+    needs its whole JSON tree in memory. The text is that of to_json_line(dump_to_json(dump, source))
+    plus a newline: keys sorted, ASCII only (no control character reaches the output raw)."""
+    head = _head_json(dump, source)
+    lists = _long_lists(dump)
+    encode = _LINE_ENCODER.encode
+    for n, key in enumerate(sorted([*head, *lists])):
+        yield ("{" if n == 0 else ",") + encode(key) + ":"
+        if key not in lists:
+            yield encode(head[key])
+            continue
+        items, to_json = lists[key]
+        yield "["
+        for i in range(0, len(items), _CHUNK_ITEMS):
+            yield ("," if i else "") + ",".join([encode(to_json(x)) for x in items[i:i + _CHUNK_ITEMS]])
+        yield "]"
+    yield "}\n"
 
 
 # json.dumps with options builds an encoder per call; bulk output writes one line per input

@@ -10,20 +10,16 @@ from lark import Lark
 
 from dumpscope.dump import SectionKind
 from dumpscope.grammar import (
+    CACHE_FILE,
     FORMAT_GRAMMARS,
-    TABLE_FILE,
-    build_table,
-    grammar_digest,
     grammar_dir,
+    grammar_stamp,
     grammar_text,
-    lark_lexer_class,
     line_lexer,
-    read_table,
-    table_json,
     transcript_parser,
 )
-from dumpscope.lexer import LexInput, LineLexer
-from dumpscope.parse import parse_transcript
+from dumpscope.lexer import LexInput, LineLexer, split_lines
+from dumpscope.parse import TRANSFORMER, parse_transcript
 
 
 def _lexer() -> LineLexer:
@@ -42,37 +38,56 @@ def test_each_format_grammar_loads_on_its_own(name: str) -> None:
     rule = {"console": "console_stack"}.get(name, name)
     text = grammar_text(("common", "status", "findstack", name)) if name == "threadlist" else \
         grammar_text(("common", name))
-    Lark(text + f"\nstart: {rule}+\n", parser="lalr", lexer=lark_lexer_class())
+    Lark(text + f"\nstart: {rule}+\n", parser="lalr", lexer=LineLexer)
 
 
-def test_saved_table_is_the_one_lark_builds_from_the_grammar() -> None:
-    # grammars/transcript.table.json is what the parser runs: after a .lark change, regenerate it
-    # with `python -m dumpscope.grammar` (a stale file is not used, but parsing is then slower)
-    path = grammar_dir() / TABLE_FILE
-    saved = read_table(path, grammar_digest())
-    assert saved is not None, "stale: python -m dumpscope.grammar"
-    built = build_table()
-    assert saved["terminals"] == built["terminals"]
-    # Another Lark release may number the list rules it generates otherwise: the file must then still
-    # parse as Lark does, which the TableParser test below checks with the saved table.
-    if saved["built_by"] == built["built_by"]:
-        assert path.read_text(encoding="utf-8") == table_json(built), "stale: python -m dumpscope.grammar"
+def test_saved_parser_is_current() -> None:
+    # grammars/transcript.lark.cache is the parser Lark built from the grammar (saved by Lark.save):
+    # after a .lark change, regenerate it with `python -m dumpscope.grammar` (a stale file is not
+    # used, but every process then spends ~70 ms building the table)
+    from lark import __version__ as lark_version
+
+    with (grammar_dir() / CACHE_FILE).open("rb") as f:
+        stamp = f.readline().decode()
+    if f"lark-{lark_version} " not in stamp:
+        pytest.skip(f"saved by another Lark release ({stamp.split()[2]}); this one builds the parser itself")
+    assert stamp.encode() == grammar_stamp(TRANSFORMER), "stale: python -m dumpscope.grammar"
 
 
-def test_a_table_built_from_another_grammar_is_not_used(tmp_path: Path) -> None:
-    table = build_table()
-    path = tmp_path / TABLE_FILE
-    path.write_text(table_json(table), encoding="utf-8")
-    assert read_table(path, grammar_digest()) == table
-    assert read_table(path, "0" * 64) is None  # the grammar changed since
-    for junk in ("", "{", "[]", '{"format": "dumpscope.lalr/0"}', "\x00"):
-        path.write_text(junk, encoding="utf-8")
-        assert read_table(path, grammar_digest()) is None
-    assert read_table(tmp_path / "missing.json", grammar_digest()) is None
+def test_the_saved_parser_parses_as_the_one_built_from_the_grammar() -> None:
+    from conftest import TRANSCRIPTS, read_text
+
+    from dumpscope.grammar import _build
+
+    built = _build(TRANSFORMER)
+    for p in sorted(TRANSCRIPTS.glob("*.txt"))[:40]:
+        text = read_text(p)
+        assert transcript_parser(TRANSFORMER).parse(LexInput(split_lines(text))) == \
+            built.parse(LexInput(split_lines(text))), p.name  # type: ignore[arg-type]
+
+
+def test_a_parser_saved_from_another_grammar_or_transformer_is_not_used(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import dumpscope.grammar as grammar
+
+    for name in FORMAT_GRAMMARS:
+        shutil.copy(grammar_dir() / f"{name}.lark", tmp_path)
+    monkeypatch.setattr(grammar, "grammar_dir", lambda: tmp_path)
+    assert grammar_stamp(TRANSFORMER) != grammar_stamp(None)  # the transformer is part of the stamp
+    load = grammar.transcript_parser.__wrapped__  # not the process's cached parser
+    text = SECTIONS[SectionKind.STACK]
+    for stale in (grammar_stamp(None), grammar_stamp(TRANSFORMER).replace(b" lark-", b" lark-0")):
+        (tmp_path / CACHE_FILE).write_bytes(stale + b"not what Lark.save writes")
+        assert load(TRANSFORMER).parse(LexInput(split_lines(text)))  # built from the grammar instead
+    (tmp_path / CACHE_FILE).write_bytes(grammar_stamp(TRANSFORMER) + b"not what Lark.save writes")
+    with pytest.raises(Exception):  # noqa: B017 - a current stamp is trusted: the file is loaded
+        load(TRANSFORMER)
 
 
 def test_composed_grammar_builds_an_lalr_parser() -> None:
-    assert transcript_parser().options.parser == "lalr"
+    assert transcript_parser(TRANSFORMER).options.parser == "lalr"
 
 
 POSITIVE = {
@@ -184,129 +199,22 @@ def _slow_classify(lexer: LineLexer, line: str) -> str:
     return "OTHER"
 
 
-def _first_pass_kind(lexer: LineLexer, line: str) -> str:
-    # the kind the lexer's own pass gives a line (it tries the terminal that leads for the line's
-    # first character, then the frame shortcuts, before classifying, and remembers ::stacks frame
-    # lines): the token a one-line input becomes
-    toks = list(lexer.toks(LexInput([line])))
-    return toks[0][0] if toks else "BLANK"
-
-
-def test_fast_terminal_choice_equals_trying_every_terminal_in_order() -> None:
-    # FirstTerminal skips indentation once and tries only the terminals that can start with the
-    # line's first character; on every line of every fixture it must pick what the plain loop picks,
-    # and so must the lexer's pass, which tries other terminals first.
+def test_classification_is_the_first_terminal_in_priority_order() -> None:
+    # LineLexer finds a line's terminal with one alternation of all of them, in priority order; on
+    # every line of every fixture it must pick what trying each terminal in turn picks
     from conftest import TRANSCRIPTS, read_text
 
     lexer = _lexer()
     lines = {line for p in TRANSCRIPTS.glob("*.txt") for line in read_text(p).split("\n") if line.strip()}
     lines |= {x for xs in POSITIVE.values() for x in xs} | {x for xs in NEGATIVE.values() for x in xs}
     assert len(lines) > 500
-    wrong = []
-    for line in sorted(lines):
-        if line.lstrip().startswith(">"):
-            continue  # quote peeling is the classifier's own business
-        fast, _ = lexer._classify(line)
-        if fast != _slow_classify(lexer, line) or _first_pass_kind(lexer, line) != fast:
-            wrong.append((line, fast, _first_pass_kind(lexer, line), _slow_classify(lexer, line)))
+    wrong = [(line, lexer._classify(line)[0], _slow_classify(lexer, line)) for line in sorted(lines)
+             if lexer._classify(line)[0] != _slow_classify(lexer, line)]
     assert not wrong, wrong[:5]
 
 
-def test_table_parser_builds_what_larks_own_parser_loop_builds() -> None:
-    # parse.py runs Lark's LALR table with its own loop (grammar.TableParser); Lark.parse with the
-    # same transformer is the reference, on every fixture and on a few reshuffled ones.
-    from conftest import TRANSCRIPTS, read_text
-
-    from dumpscope.lexer import split_lines
-
-    texts = [read_text(p) for p in sorted(TRANSCRIPTS.glob("*.txt"))]
-    texts += ["\n".join(reversed(split_lines(t))) for t in texts[:10]]  # sections out of order
-    texts += ["", "\n\n", "garbage only\n"]
-    for text in texts:
-        _assert_table_parser_is_lark(text)
-
-
-def _assert_table_parser_is_lark(text: str) -> None:
-    # TableParser with the ::findstack threads handed over whole (as parse_transcript runs it) and
-    # with one token per line, against Lark.parse (one token per line)
-    from dumpscope.grammar import line_lexer, table_parser
-    from dumpscope.lexer import LexInput, split_lines
-    from dumpscope.parse import _TRANSFORMER, findstack_thread_value
-
-    reference = transcript_parser(_TRANSFORMER).parse(LexInput(split_lines(text)))  # type: ignore[arg-type]
-    whole = table_parser(_TRANSFORMER).parse(line_lexer().toks(LexInput(split_lines(text)), findstack_thread_value))
-    by_line = table_parser(_TRANSFORMER).parse(line_lexer().toks(LexInput(split_lines(text))))
-    assert whole == reference
-    assert by_line == reference
-
-
-def test_a_findstack_thread_token_is_what_the_parser_would_have_reduced() -> None:
-    # The lexer hands a ::findstack thread over as one findstack_thread token, read greedily: the
-    # header, a bracket line if one follows, a frame run if one follows. That is sound only if the
-    # table does the same: after the header, a bracket line and a frame run are always shifted into
-    # the thread, never reduced on. (TableParser itself refuses a header that does not start the rule.)
-    from dumpscope.grammar import load_table
-
-    states = load_table()["states"]
-    after_head = {row["FINDSTACK_HEAD"] for row in states.values() if row.get("FINDSTACK_HEAD", -1) >= 0}
-    assert after_head
-    for s1 in after_head:
-        row = states[str(s1)]
-        assert row["BRACKET"] >= 0 and row["FRAME"] >= 0, row
-        assert states[str(row["BRACKET"])]["FRAME"] >= 0
-
-
-def test_a_rule_token_for_a_terminal_that_starts_other_things_is_refused() -> None:
-    # FRAME starts a stack section too: a token standing for findstack_thread cannot replace it
-    from dumpscope.grammar import TableParser, load_table
-    from dumpscope.parse import _TRANSFORMER
-
-    with pytest.raises(ValueError, match="FRAME is shifted where findstack_thread cannot start"):
-        TableParser(load_table(), _TRANSFORMER, {"findstack_thread": "FRAME"})
-
-
-_THREAD_LINES = [
-    "stack pointer for thread fffffe55d37b8080 (bhyve/1 [vcpu 0]): fffffb04249a9560",
-    "stack pointer for thread fffffe55d37b8080: fffffb04249a9560",
-    "stack pointer for thread fffffe55d37b8081 (TS_FREE): fffffb04249a9561",
-    "stack pointer for thread fffffe55d37b8082 (TS_FREE) (zpool-rpool): fffffb04249a9562",
-    "[ fffffb04249a9560 _resume_from_idle+0x12b() ]",
-    "[ fffffb04249a9560 unix`_resume_from_idle+0xf4() ]",
-    "  fffffb04249a9590 swtch+0x141()",
-    "  fffffb04249a95d0 sema_p+0x1d7(fffffdc5496f0de0)",
-    "  fffffb04249a95e0 cyclic_remove_here+0x6b(fffffdc5496f0de0, 2,",
-    "  , fffffb04249a9670)",
-    "    swtch+0x141()",
-    "fffffe59432a5060 fffffe5943a8e020 fffffe5945ec5e58   2  59 fffffe5943a8e0d0",
-    "  PC: _resume_from_idle+0xf4    CMD: /usr/sbin/vmstat 1",
-    "ffffff000f832950 cyclic_reprogram_cyclic+0xb0(ffffff03eb144000, b, 2cc15105498)",
-    "> ::walk thread | ::findstack -v",
-    "> ::threadlist -v",
-    "ffff800044011c20 SLEEP    CV                    287",
-    "                 cv_wait+0x74",
-    "",
-    "   ",
-    "some prose between the blocks",
-]
-
-
-_BLANKS = st.lists(st.sampled_from(["", "   "]), max_size=2)
-# a ::findstack thread as mdb prints it, with blank lines where a paste may have put them
-_THREAD_BLOCK = st.builds(
-    lambda head, b1, bracket, b2, frames: [head, *b1, *bracket, *b2, *frames],
-    st.sampled_from(_THREAD_LINES[:4]), _BLANKS, st.lists(st.sampled_from(_THREAD_LINES[4:6]), max_size=2),
-    _BLANKS, st.lists(st.sampled_from(_THREAD_LINES[6:11]), max_size=3))
-
-
-@settings(max_examples=500, deadline=None, derandomize=True)
-@given(st.lists(st.one_of(_THREAD_BLOCK, st.lists(st.sampled_from(_THREAD_LINES), max_size=3)), max_size=6))
-def test_table_parser_is_lark_on_generated_thread_sequences(blocks: list[list[str]]) -> None:
-    _assert_table_parser_is_lark("\n".join(line for block in blocks for line in block) + "\n")
-
-
-# Pieces of mdb lines, shuffled into lines no fixture holds: the fast terminal choice (first and
-# required characters, the likeliest candidate's own regex first) must still pick what the plain
-# loop over every terminal picks.
+# Pieces of mdb lines, shuffled into lines no fixture holds: the alternation must still pick what the
+# plain loop over every terminal picks.
 _PIECES = ["ffffff000f832950", "fffffe55d37b8080", "d55f5800", " ", "  ", "\t", "swtch", "+0x141", "+8", "-0x1",
            "(", ")", "(ffffff03eb144000, b, 2cc15105498)", "()", ":", ": ", "[", "]", "[ ", " ]", "`", "unix:",
            "panic[cpu0]/thread=ffffff0006761c40:", "stack pointer for thread", "SLEEP", "CV", "<NONE>", "287",
@@ -319,19 +227,22 @@ _PIECES = ["ffffff000f832950", "fffffe55d37b8080", "d55f5800", " ", "  ", "\t", 
 
 @settings(max_examples=3000, deadline=None, derandomize=True)
 @given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=9))
-def test_fast_terminal_choice_on_generated_lines(pieces: list[str]) -> None:
+def test_classification_on_generated_lines(pieces: list[str]) -> None:
     line = "".join(pieces)
-    if line.lstrip().startswith(">"):
-        return  # quote peeling is the classifier's own business
     lexer = _lexer()
-    want = _slow_classify(lexer, line)
-    assert lexer._classify(line)[0] == want
-    assert _first_pass_kind(lexer, line) == (want if line.strip() else "BLANK")
+    assert lexer._classify(line)[0] == _slow_classify(lexer, line)
 
 
-def test_python_m_dumpscope_grammar_writes_a_table_the_parser_accepts(tmp_path: Path) -> None:
+def test_python_m_dumpscope_grammar_writes_a_parser_that_loads(tmp_path: Path) -> None:
+    from lark import Lark
+
     from dumpscope.grammar import _main
 
-    target = tmp_path / "table.json"
+    target = tmp_path / CACHE_FILE
     assert _main([str(target)]) == 0
-    assert read_table(target, grammar_digest()) == build_table()
+    with target.open("rb") as f:
+        assert f.readline() == grammar_stamp(TRANSFORMER)
+        loaded = Lark.load(f)
+    text = SECTIONS[SectionKind.FINDSTACK]
+    assert loaded.parse(LexInput(split_lines(text))) == transcript_parser(TRANSFORMER).parse(  # type: ignore[arg-type]
+        LexInput(split_lines(text)))

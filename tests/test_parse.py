@@ -42,7 +42,7 @@ def test_results_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         dump.panic_message = "x"  # type: ignore[misc]
     frame = dump.panic_stack.frames[1]  # type: ignore[union-attr]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # a NamedTuple
         frame.function = "x"  # type: ignore[misc]
     assert isinstance(frame, Frame) and not hasattr(frame, "__dict__")
 
@@ -206,10 +206,12 @@ def test_parse_json_is_versioned_and_typed(capsys: pytest.CaptureFixture[str]) -
     code, out, err = run(["parse", str(VHPET), "--format", "json"], capsys=capsys)
     assert code == 0 and err == ""
     doc = json.loads(out)
-    assert doc["schema"] == "dumpscope.parse/1"
+    assert doc["schema"] == "dumpscope.parse/2"
     frame = doc["panic_stack"]["frames"][0]
     assert frame["function"] == "cyclic_reprogram_cyclic" and frame["offset"] == 0x97
-    assert frame["args"] == [0xfffffdc5496f0d40, 0xc3, 0x370a98496f2f04] and frame["line"] == 5
+    # parse/2: arguments as mdb prints them (bare lowercase hex strings), like every address
+    assert frame["args"] == ["fffffdc5496f0d40", "c3", "370a98496f2f04"] and frame["line"] == 5
+    assert frame["fp"] == "fffffb0410bc9980"
     (thread,) = doc["threads"]
     assert thread["address"] == "fffffe55d37b8080" and thread["description"] == "bhyve/1 [vcpu 0]"
 
@@ -261,6 +263,16 @@ def test_escape_sequences_are_never_echoed_raw(tmp_path: Path, capsys: pytest.Ca
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out  # nothing raw reaches the terminal
     assert "host: dent\\x07x" in out  # a stray control character is shown escaped
+
+
+def test_json_output_carries_no_control_character_raw(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "ctl.txt"
+    message = "attempt to\x07 reprogram\x85 non-existent\x9b\u2028 cyclic"
+    p.write_text(VATPIT.read_text().replace("attempt to reprogram non-existent cyclic", message))
+    code, out, _ = run(["parse", str(p), "--format", "json"], capsys=capsys)
+    assert code == 0 and out.endswith("}\n")
+    assert out.isascii() and all(c >= " " for c in out[:-1])  # escaped, every one
+    assert json.loads(out)["panic_message"] == message
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

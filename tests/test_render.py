@@ -1,5 +1,5 @@
-"""Tests of render.py: the streamed `dumpscope.parse/1` writer (byte-for-byte the json.dumps of
-dump_to_json) and the verdict table (the tabulate layout, made without tabulate for plain rows)."""
+"""Tests of render.py: the streamed `dumpscope.parse/2` writer (byte-for-byte the json.dumps of
+dump_to_json) and the verdict table."""
 
 from __future__ import annotations
 
@@ -82,9 +82,8 @@ def test_streamed_json_equals_the_reference_for_any_dump(dump: Dump, source: str
 
 
 def test_every_frame_and_thread_shape() -> None:
-    # The writer has a template for each common shape (::findstack -v, $C, console frames with a
-    # module, ::stacks frames; ::findstack threads) and a general way for the rest ($c without fp,
-    # unresolved frames without offset, long argument lists, names not quoted yet): all the same bytes.
+    # Every shape of frame and thread a transcript gives (::findstack -v, $C, $c without fp, console
+    # frames with a module, ::stacks frames, unresolved frames without offset, long argument lists)
     frames = tuple(
         Frame(line, function, module, offset, args, fp)
         for line, (function, module, offset, args, fp) in enumerate(itertools.product(
@@ -108,7 +107,7 @@ def test_every_frame_and_thread_shape() -> None:
 def test_chunk_boundaries(n: int) -> None:
     # threads and sections are written in chunks of 64: no item lost, doubled or misjoined at the seams
     frame = Frame(3, "swtch", None, 0x141, (1, 0xfffffe0000001234), 0xfffffb0400001000)
-    t = Thread(2, SectionKind.FINDSTACK, 0xfffffe0000000001, (frame, replace(frame, module="unix", args=None)))
+    t = Thread(2, SectionKind.FINDSTACK, 0xfffffe0000000001, (frame, frame._replace(module="unix", args=None)))
     dump = Dump(threads=tuple(replace(t, line=i) for i in range(n)),
                 sections=tuple(Section(SectionKind.FINDSTACK, i, i + 1) for i in range(n)), line_count=n)
     assert streamed(dump, "x") == reference(dump, "x")
