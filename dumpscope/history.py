@@ -28,6 +28,7 @@ __all__ = [
     "Recorder",
     "Sighting",
     "Status",
+    "built_after",
     "example_verdicts",
     "group_of",
     "history_rows",
@@ -35,6 +36,7 @@ __all__ = [
     "iso",
     "parse_since",
     "read_dumps",
+    "regressed",
 ]
 
 HISTORY_SCHEMA = "dumpscope.history/1"
