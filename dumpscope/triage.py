@@ -113,7 +113,7 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         **base,  # type: ignore[arg-type]
         signature=sig.id,
         confidence=confidence,
-        title=sig.title,
+        title=_title(sig, confidence, msg),
         bugs=sig.bugs,
         evidence=best.evidence,
         fix=fix,
@@ -190,6 +190,14 @@ def _panic_thread(dump: Dump) -> str | None:
     if first is not None:
         parts.append(f"in {frame_name(first)}")
     return " ".join(parts) or None
+
+
+def _title(sig: Signature, confidence: Confidence, message: str | None) -> str:
+    # A `possible` match rests on the panic message alone: its title says that much and no more (the
+    # signature's title describes what its stack shows).
+    if confidence is Confidence.POSSIBLE and message:
+        return f"{message.strip()} (the panic message of {', '.join(sig.bugs)}; no stack in the transcript matches it)"
+    return sig.title
 
 
 def _shown_trap(dump: Dump) -> ShownTrap | None:

@@ -303,6 +303,16 @@ def test_titles_state_what_the_match_shows(capsys: pytest.CaptureFixture[str]) -
     assert out.splitlines()[0].startswith("illumos-12476 (likely): bhyve timer handler re-armed a cyclic missing")
 
 
+def test_a_message_only_match_is_titled_by_the_message(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # ::status has the 12476 message; the $C shown is the remote (xcall) path the signature excludes
+    path = tmp_path / "message-only.txt"
+    path.write_text(_MESSAGE_ONLY)
+    head = triage(path, capsys).splitlines()[0]
+    assert head.startswith("illumos-12476 (possible): attempt to reprogram non-existent cyclic (the panic message of "
+                           "illumos 12476, SmartOS OS-6684; no stack in the transcript matches it)")
+    assert "bhyve timer handler" not in head
+
+
 def test_signatures_json_gives_bugs_fixes_fixtures_and_near_misses(capsys: pytest.CaptureFixture[str]) -> None:
     docs = {d["id"]: d for d in map(json.loads, run(["signatures", "--format", "json"], capsys).splitlines())}
     d = docs["illumos-12476"]
