@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dumpscope.dump import Dump, Frame, Section, Stack, Status, Thread, hex_text
+from dumpscope.dump import Dump, Frame, Section, Stack, Status, Thread, Trap, hex_text
 from dumpscope.verdict import VERDICT_SCHEMA, Event, Evidence, Verdict
 
 if TYPE_CHECKING:
@@ -162,9 +162,18 @@ def _head_json(dump: Dump, source: str) -> dict[str, Any]:
                   "thread": hex_text(c.thread), "proc": c.proc} for c in dump.cpus],
         "notes": list(dump.notes),
         "lines": dump.line_count,
+        "traps": [_trap_json(t) for t in dump.traps],
+        "fma": None if dump.fma is None else {
+            "line": dump.fma.line, "end": dump.fma.end, "event": dump.fma.event,
+            "members": [list(m) for m in dump.fma.members]},
     }
 
 
+def _trap_json(t: Trap) -> dict[str, Any]:
+    # addresses as bare hex text, like every address of the document
+    return {"line": t.line, "end": t.end, "type": t.type, "mnemonic": t.mnemonic, "name": t.name,
+            "process": t.process, "pid": t.pid, "pc": hex_text(t.pc), "symbol": t.symbol, "sp": hex_text(t.sp),
+            "addr": hex_text(t.addr), "rp": hex_text(t.rp), "cpu": t.cpu, "level": t.level, "lines": dict(t.lines)}
 
 
 def _long_lists(dump: Dump) -> dict[str, tuple[Sequence[Any], Callable[[Any], dict[str, Any]]]]:
@@ -267,6 +276,25 @@ def render_dump_text(dump: Dump, source: str, max_threads: int = 50) -> str:
                 out.append(f"      ... {len(t.frames) - 4} more frames")
         if len(dump.threads) > max_threads:
             out.append(f"  ... {len(dump.threads) - max_threads} more threads (use --format json)")
+    for trap in dump.traps:
+        span = f"{trap.line}-{trap.end}" if trap.end != trap.line else str(trap.line)
+        facts = [f"type={trap.type}"] if trap.type else []
+        facts += [x for x in (trap.mnemonic, trap.name) if x]
+        fields: tuple[tuple[str, object], ...] = (("process", trap.process), ("pid", trap.pid), ("cpu", trap.cpu),
+                                                  ("TL", trap.level))
+        facts += [f"{label} {value}" for label, value in fields if value is not None]
+        for label, number in (("pc", trap.pc), ("addr", trap.addr)):
+            if number is not None:
+                facts.append(f"{label} {number:#x}")
+        if trap.symbol:
+            facts.append(f"at {trap.symbol}")
+        out.append(f"trap record (line {span}): " + escape(", ".join(facts)))
+    if dump.fma is not None:
+        fma = dump.fma
+        out.append(f"FMA panic record (lines {fma.line}-{fma.end}): {escape(fma.event or 'event not shown')}")
+        for key, value, line in fma.members:
+            if key not in ("panicstr", "panicstack"):
+                out.append(f"  {line:>5}  {escape(key)} = {escape(value)}")
     if dump.panicinfo:
         out.append("panicinfo: " + ", ".join(f"{k}={escape(v)}" for k, v in dump.panicinfo[:3]))
     if dump.cpus:
