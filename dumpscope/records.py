@@ -234,7 +234,12 @@ def _split_args(text: str) -> list[str]:
     return [part.strip() for part in out]
 
 
-_TYPED_ARG = re.compile(r"^(?:\((?P<type>[^()]*(?:\([^()]*\)[^()]*)*)\))?\s*(?P<value>\S*)$")
+# '(type)value'; the type may hold up to four parenthesised groups ('void (*)(int)' has two), nested
+# as optional groups rather than repeated: a repeat of a group holding a repeat is the shape that makes a
+# regex super-linear, and every regex dumpscope ships passes signatures.check_regex (tests/test_regex_safety.py).
+_TYPE_GROUPS = 4
+_TYPED_ARG = re.compile(r"^(?:\((?P<type>[^()]*" + r"(?:\([^()]*\)[^()]*" * _TYPE_GROUPS + r")?" * _TYPE_GROUPS
+                        + r")\))?\s*(?P<value>\S*)$")
 
 
 def _typed_arg(slot: str) -> tuple[str | None, int | None]:

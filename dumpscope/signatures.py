@@ -87,7 +87,7 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _REF_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.arg([0-9]{1,2})")
 _CLAUSE_RE = re.compile(
     r"\s*(?P<lhs>[A-Za-z_][A-Za-z0-9_.]*)\s*==\s*(?P<rhs>[A-Za-z_][A-Za-z0-9_.]*)"
-    r"\s*(?:(?P<op>[+-])\s*(?P<num>0x[0-9A-Fa-f]{1,16}|[0-9]{1,20}))?\s*"
+    r"(?:\s*(?P<op>[+-])\s*(?P<num>0x[0-9A-Fa-f]{1,16}|[0-9]{1,20}))?\s*"
 )
 _MASK64 = (1 << 64) - 1
 
@@ -521,7 +521,7 @@ def _adjacent(items: Sequence[Any], open_sets: list[int], chars: _Chars) -> list
     return open_sets
 
 
-_LITERALS_RE = re.compile(r"[A-Za-z0-9_]+(?:\|[A-Za-z0-9_]+)*")
+_LITERALS_RE = re.compile(r"[A-Za-z0-9_|]+")  # and no empty name: literal_names checks
 
 
 def literal_names(pattern: re.Pattern[str]) -> frozenset[str] | None:
@@ -534,7 +534,8 @@ def literal_names(pattern: re.Pattern[str]) -> frozenset[str] | None:
     text = pattern.pattern
     if pattern.flags & ~re.UNICODE or len(text) > MAX_SUBJECT_LENGTH or not _LITERALS_RE.fullmatch(text):
         return None
-    return frozenset(text.split("|"))
+    names = text.split("|")
+    return None if "" in names else frozenset(names)
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -948,7 +949,7 @@ def _bucket_notes(ctx: _Ctx, raw: Any) -> tuple[BucketNote, ...]:
 # What a declared dcmd may contain: mdb commands, options, addresses and pipes between dcmds. No '!'
 # (a pipe to the shell), no '$<' (macro files) and no other '{...}' than '{address}': a site file
 # is data, and running it must not run anything but mdb on the dump.
-_DCMD_RE = re.compile(r"(?:\{address\}|[0-9a-fA-F]+)?(?:::[A-Za-z_][A-Za-z0-9_]*|\$[A-Za-z])[A-Za-z0-9_ .,:|$-]*")
+_DCMD_RE = re.compile(r"(?:\{address\}|[0-9a-fA-F]+)?(?:::[A-Za-z_]|\$[A-Za-z])[A-Za-z0-9_ .,:|$-]*")
 
 
 def check_dcmd(text: str) -> str | None:
