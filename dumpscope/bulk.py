@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from select import select as _readable
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from dumpscope.analyse import DEFAULT_OPTIONS, Options, dump_verdict
 from dumpscope.cache import Brief, Cache, FileStamp, brief_of, brief_verdict, content_json, json_line, restore, stamp_of
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Progress",
     "Row",
+    "Runner",
     "default_jobs",
     "error_verdict",
     "timed_out",
@@ -319,6 +320,27 @@ def _inline(names: Sequence[str], state: _State) -> Generator[_Result, None, Non
         yield _process_path(name, state)
 
 
+class Runner(Protocol):
+    """Somewhere other than this machine's pool to read and triage inputs (`cluster.DaskRunner`).
+
+    `triage_rows` asks it for one result per input, in the order given, as `_process_path` makes it
+    in a pool worker with no cache (`state.cache` is None); stdin, the cache and the rows stay in
+    this process. Its `select` stands in for `crashdir.select` where inputs may lie elsewhere.
+    """
+
+    def select(self, paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Selection:
+        """`crashdir.select` of `paths`, wherever each lies."""
+        ...
+
+    def results(self, names: Sequence[str], state: _State) -> Generator[_Result, None, None]:
+        """One result per name, in order."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what it holds (connections, worker processes it started)."""
+        ...
+
+
 # --- the driver ---------------------------------------------------------------------------------
 
 
@@ -405,6 +427,7 @@ def triage_all(
     options: Options = DEFAULT_OPTIONS,
     selection: Selection | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    runner: Runner | None = None,
 ) -> Generator[Verdict, None, None]:
     """Triage every input named by `paths` and yield one Verdict each, in `crashdir.select` order.
 
@@ -420,10 +443,11 @@ def triage_all(
     batches; the caller closes the cache). `progress(done, total)` is called after each input.
     Directories are read as savecore lays them out: one input per crash dump, analysed by running
     mdb (`options.tools`); `selection` is `crashdir.select(paths)` unless given (with --include and
-    --exclude patterns, say). Raises SignatureFileError up front when the signature files are bad.
+    --exclude patterns, say). A `runner` (`cluster.DaskRunner`) selects and triages the inputs
+    instead of local processes. Raises SignatureFileError up front when the signature files are bad.
     """
     rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, max_bytes=max_bytes,
-                       options=options, selection=selection, timeout=timeout)
+                       options=options, selection=selection, timeout=timeout, runner=runner)
     try:
         for row in rows:
             yield row.verdict()
@@ -444,18 +468,23 @@ def triage_rows(
     options: Options = DEFAULT_OPTIONS,
     selection: Selection | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    runner: Runner | None = None,
 ) -> Generator[Row, None, None]:
     """`triage_all`, yielding a Row per input: cached verdicts stay in their stored form until used.
 
     With `docs=False` the stored JSON of cached verdicts is not even fetched: their rows offer
     `status`, `error` and `table_verdict()` only (what the table, CSV and --summary need). With
     `compact=True` worker processes send fresh verdicts back in that stored form too (cheaper to
-    pass between processes than a Verdict; `Row.verdict()` decodes one when asked).
+    pass between processes than a Verdict; `Row.verdict()` decodes one when asked). With a
+    `runner`, inputs are triaged by it (a Dask cluster) instead of `jobs` local processes.
     """
     if jobs is not None and jobs < 0:
         raise DumpscopeError(f"jobs must be 0 (all CPUs) or more, not {jobs}")
     workers = jobs or default_jobs()
-    chosen = selection if selection is not None else select(paths)
+    if selection is not None:
+        chosen = selection
+    else:
+        chosen = runner.select(paths) if runner is not None else select(paths)
     names = list(chosen.inputs)
     total = len(names)
     # Load and validate the signatures before anything else: a bad signature file is one clear
@@ -483,12 +512,15 @@ def triage_rows(
                 ready[i] = (known.digest, known.brief, known.notes)
     work = [name for i, name in enumerate(names) if name != "-" and i not in ready]  # for the readers, in order
 
-    if workers > 1 and len(work) > 1:
+    if runner is not None:
+        results: Generator[_Result, None, None] = runner.results(
+            work, replace(state, cache=None, compact=compact))
+    elif workers > 1 and len(work) > 1:
         _warm_up()
         cache_args = (cache.path, cache.sigset, cache.version) if cache is not None else None
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
-        results: Generator[_Result, None, None] = _pooled(work, workers, cache_args, max_bytes, compact, options,
+        results = _pooled(work, workers, cache_args, max_bytes, compact, options,
                                                           chosen.dumps, timeout)
     else:
         results = _inline(work, state)

@@ -15,11 +15,12 @@ import typer
 # typer 0.26+ carries its own copy of click (pyproject pins 0.26-0.28); its exceptions are the ones raised
 from typer import _click as click
 
-from dumpscope.errors import DumpscopeError, InputError, OutputError
+from dumpscope.errors import DumpscopeError, InputError, OutputError, SchedulerLost
 
 if TYPE_CHECKING:
     from typer._click import _termui_impl as typer_progress
 
+    from dumpscope.bulk import Runner
     from dumpscope.cache import Cache
     from dumpscope.dump import Dump
     from dumpscope.history import Recorder
@@ -193,6 +194,7 @@ PathsArg = Annotated[
 
 @app.command("triage")
 def triage_cmd(
+    ctx: typer.Context,
     paths: PathsArg = None,
     fmt: Annotated[Format | None, typer.Option(
         "--format", "-f", help="Output format [default: text for one file, table for several].",
@@ -237,6 +239,11 @@ def triage_cmd(
         "[default: WORK/transcripts].", show_default=False)] = None,
     mdb_timeout: Annotated[float, typer.Option(
         "--mdb-timeout", metavar="SECONDS", min=1, help="Time limit of each savecore or mdb run.")] = 3600.0,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", metavar="ADDRESS", envvar="DASK_SCHEDULER_ADDRESS",
+        help="Triage on a Dask cluster: its scheduler (tcp://host:8786), or local:N to start N worker "
+        "processes here. HOST:PATH inputs are read by the worker on HOST. Needs pip install 'dumpscope[dask]'.",
+        show_default=False)] = None,
 ) -> int:
     """classify crash dumps and transcripts, with evidence.
 
@@ -254,10 +261,13 @@ def triage_cmd(
 
     Nightly: dumpscope triage /var/crash --db crashes.db --new-only
 
+    Fleet: dumpscope triage --scheduler tcp://sched:8786 cn1:/var/crash/volatile cn2:/var/crash/volatile
+
     \b
     Exit codes:
       0  every input was triaged (known signature or unknown bucket)
-      1  some inputs could not be read or parsed, or took too long (their rows are still printed)
+      1  some inputs could not be read or parsed, or took too long (their rows are still printed),
+         or the Dask scheduler was lost (the rows finished before are printed)
       2  usage error
       3  internal error (rerun with --debug)
       4  --new-only: some inputs are new or regressed crashes (they are what is printed)
@@ -305,8 +315,21 @@ def triage_cmd(
                        save_transcripts and os.path.abspath(save_transcripts), mdb_timeout)
     options = Options(site_dirs(signatures or ()), tools)
     options.signatures()  # a bad site file is one clear error before any work
-    chosen = select(given, include or (), exclude or ())
-    store = _open_cache(cache, options) if cache else None
+    if scheduler and jobs is not None:
+        from typer._click.core import ParameterSource
+
+        if ctx.get_parameter_source("scheduler") is not ParameterSource.ENVIRONMENT:
+            raise click.exceptions.UsageError("--jobs and --scheduler exclude each other")
+        scheduler = None  # an explicit --jobs outranks DASK_SCHEDULER_ADDRESS from the environment
+    # stdin is read here whatever the scheduler, so a run of stdin alone needs no cluster
+    runner = _dask_runner(scheduler, options) if scheduler and any(p != "-" for p in given) else None
+    try:
+        chosen = (runner.select if runner is not None else select)(given, include or (), exclude or ())
+        store = _open_cache(cache, options) if cache else None
+    except BaseException:
+        if runner is not None:
+            runner.close()
+        raise
     recorder = _recorder(store, options.signatures().notes) if store is not None else None
     bar = _Progress() if sys.stderr is not None and sys.stderr.isatty() else None
     failed = alerts = 0
@@ -315,9 +338,10 @@ def triage_cmd(
     # without fetching or decoding the stored JSON. JSON output splices the stored rows through.
     brief = summary or fmt in (Format.table, Format.csv)
     rows = triage_rows(given, jobs=jobs, cache=store, stdin=stdin, progress=bar, docs=not brief, compact=True,
-                       options=options, selection=chosen, timeout=timeout)
+                       options=options, selection=chosen, timeout=timeout, runner=runner)
     write = sys.stdout.write
     interrupted = False
+    lost: SchedulerLost | None = None
     try:
         first = True
         for row in rows:
@@ -349,6 +373,8 @@ def triage_cmd(
             first = False
     except KeyboardInterrupt:
         interrupted = True  # the rows finished so far are still printed below
+    except SchedulerLost as exc:
+        lost = exc  # likewise, then the error
     finally:
         rows.close()  # on a broken pipe or Ctrl-C: cancel the queued work now, not at exit
         if bar:
@@ -359,6 +385,8 @@ def triage_cmd(
         finally:
             if store is not None:
                 store.close()
+            if runner is not None:
+                runner.close()
     if chosen.skipped:
         _say(f"dumpscope: {skip_summary(chosen.skipped)}\n")
     if new_only and not collected:
@@ -375,9 +403,26 @@ def triage_cmd(
         write(render_csv(collected))
     if interrupted:
         raise KeyboardInterrupt
+    if lost is not None:
+        raise lost
     if alerts:
         return EXIT_NEW  # before EXIT_INPUT: one unreadable file must not hide a new crash from a cron job
     return EXIT_INPUT if failed else EXIT_OK
+
+
+def _dask_runner(address: str, options: Any) -> Runner:
+    # Dask is imported here only: without the extra, every other run works as before.
+    try:
+        from dumpscope.cluster import DaskRunner
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] not in ("distributed", "dask"):
+            raise
+        raise click.exceptions.UsageError(
+            "--scheduler needs Dask's distributed package: pip install 'dumpscope[dask]'") from None
+    try:
+        return DaskRunner(address, options=options, quiet=True)
+    except ValueError as exc:
+        raise click.exceptions.UsageError(f"--scheduler {address}: {exc}") from None
 
 
 def _color() -> bool:

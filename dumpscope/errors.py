@@ -7,6 +7,7 @@ __all__ = [
     "InputError",
     "ModelInvariantError",
     "OutputError",
+    "SchedulerLost",
     "SignatureFileError",
     "TranscriptSyntaxError",
 ]
@@ -54,3 +55,7 @@ class ModelInvariantError(DumpscopeError):
         super().__init__(f"{obj}.{fieldname}: {message}")
         self.obj = obj
         self.field = fieldname
+
+
+class SchedulerLost(DumpscopeError):
+    """The Dask scheduler of a `triage --scheduler` run went away; the rows finished before were given out."""
