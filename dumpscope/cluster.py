@@ -209,26 +209,28 @@ class DaskRunner:
         for n, arg in enumerate(paths):
             host, path = split_host(arg) if arg != "-" else (None, arg)
             if host is None:
-                found = select([arg], include, exclude)
-                inputs.extend(found.inputs)
-                dumps.update(found.dumps)
-                skipped.extend(found.skipped)
-                continue
-            hosts = self._host(host)
-            if hosts is None:
-                inputs.append(arg)  # its task becomes the error row
-                continue
-            fut = self._client.submit(_select_on_worker, path, tuple(include), tuple(exclude), workers=sorted(hosts),
-                                      allow_other_workers=False, pure=False, key=f"dumpscope-select-{self._token}-{n}")
-            try:
-                there: Selection = fut.result()
-            except Exception:  # noqa: BLE001 - the task of the path itself reports what is wrong
-                inputs.append(arg)
-                continue
-            prefix = arg[:len(arg) - len(path)]  # 'HOST:'
-            inputs.extend(prefix + name for name in there.inputs)
-            dumps.update((prefix + name, files) for name, files in there.dumps.items())
-            skipped.extend(replace(s, path=prefix + s.path) for s in there.skipped)
+                found, prefix = select([arg], include, exclude), ""
+            else:
+                hosts = self._host(host)
+                if hosts is None:
+                    inputs.append(arg)  # its task becomes the error row
+                    continue
+                fut = self._client.submit(_select_on_worker, path, tuple(include), tuple(exclude),
+                                          workers=sorted(hosts), allow_other_workers=False, pure=False,
+                                          key=f"dumpscope-select-{self._token}-{n}")
+                try:
+                    found = fut.result()
+                except Exception:  # noqa: BLE001 - the task of the path itself reports what is wrong
+                    inputs.append(arg)
+                    continue
+                prefix = arg[:len(arg) - len(path)]  # 'HOST:'
+            for name in found.inputs:
+                if name in found.dumps:
+                    if prefix + name in dumps:
+                        continue  # a dump named by an earlier argument too is one input, as select() has it
+                    dumps[prefix + name] = found.dumps[name]
+                inputs.append(prefix + name)
+            skipped.extend(replace(s, path=prefix + s.path) for s in found.skipped)
         return Selection(tuple(inputs), dumps, tuple(skipped))
 
     def results(self, names: Sequence[str], state: bulk._State) -> Generator[bulk._Result, None, None]:
