@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import shutil
 import socket
 import time
 from collections.abc import Generator, Sequence
@@ -84,6 +85,12 @@ def _triage_on_worker(path: str, shown: str, state: bulk._State) -> bulk._Result
     # The task: read and triage one input as a pool worker would, with no cache (the cache is the
     # client's). `shown` is the name the row carries (HOST:PATH), `path` the name on this host;
     # `state.dumps` holds this input's crash dump files, if it is a dump.
+    tools = state.options.tools
+    if state.dumps and tools is not None and (tools.mdb is None or tools.savecore is None):
+        # the client has none on its PATH (it need not be an illumos host): this host's own, if any
+        tools = replace(tools, mdb=tools.mdb or shutil.which("mdb"),
+                        savecore=tools.savecore or shutil.which("savecore"))
+        state = replace(state, options=replace(state.options, tools=tools))
     kind, payload, digest, notes, doc = bulk._process_path(path, state)
     if shown != path and kind in (bulk._FRESH, bulk._FAILED):
         payload = replace(payload, source=shown)

@@ -6,8 +6,10 @@ break workers leave it with two healthy workers again.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +26,9 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from dumpscope.bulk import triage_all, triage_rows
 from dumpscope.cli import main
 from dumpscope.cluster import DaskRunner, split_host
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fakes import crash_tree, install  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -73,6 +78,38 @@ def test_rows_equal_the_local_pools_byte_for_byte(fmt: str, address: str, capsys
     local = _cli(["triage", "--format", fmt, "--jobs", "2", str(FIXTURES)], capsys)
     dask_run = _cli(["triage", "--format", fmt, "--scheduler", address, str(FIXTURES)], capsys)
     assert local[1].count("\n") > 100
+    assert dask_run == local
+
+
+def test_a_crash_directory_with_the_fake_mdb_gives_the_local_pools_rows(
+        address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # savecore's layout with three dumps: savecore and mdb run on the workers (fake tools, as in test_dumps)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    fake = install(tmp_path, monkeypatch)
+    crash = crash_tree(tmp_path)
+    env = {k: os.environ[k] for k in ("PATH", "FAKE_TOOLS_LOG", "FAKE_MDB_SESSIONS")}
+
+    def setenv(values: dict[str, str | None]) -> None:  # a worker's environment, as on the dump's host
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    work = tmp_path / "work"  # the rows name it; emptied between the runs, so that both run every tool
+    local = _cli(["triage", str(crash), "--work", str(work), "--jobs", "2", "-f", "json"], capsys)
+    calls = len(fake.calls())
+    shutil.rmtree(work)
+    with Client(address) as client:
+        before: dict[str, dict[str, str | None]] = client.run(lambda: {k: os.environ.get(k) for k in env})
+        client.run(setenv, env)
+        try:
+            dask_run = _cli(["triage", str(crash), "--work", str(work), "--scheduler", address, "-f", "json"], capsys)
+        finally:
+            for addr, old in before.items():
+                client.run(setenv, old, workers=[addr])
+    assert len(fake.calls()) == 2 * calls == 2 * 5  # the same savecore and mdb runs, made by the workers
+    assert [json.loads(line)["confidence"] for line in local[1].splitlines()] == ["likely", "confirmed", None]
     assert dask_run == local
 
 
