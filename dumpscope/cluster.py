@@ -231,12 +231,9 @@ class DaskRunner:
                     inputs.append(arg)
                     continue
                 prefix = arg[:len(arg) - len(path)]  # 'HOST:'
-            for name in found.inputs:
-                if name in found.dumps:
-                    if prefix + name in dumps:
-                        continue  # a dump named by an earlier argument too is one input, as select() has it
-                    dumps[prefix + name] = found.dumps[name]
-                inputs.append(prefix + name)
+            # crashdir.select takes each argument on its own: its selections, one after the other
+            inputs.extend(prefix + name for name in found.inputs)
+            dumps.update((prefix + name, files) for name, files in found.dumps.items())
             skipped.extend(replace(s, path=prefix + s.path) for s in found.skipped)
         return Selection(tuple(inputs), dumps, tuple(skipped))
 
