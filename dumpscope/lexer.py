@@ -26,6 +26,7 @@ __all__ = [
     "LineLexer",
     "LineTok",
     "clean_line",
+    "dec_value",
     "decode_label",
     "hex_value",
     "needs_cleaning",
@@ -111,34 +112,52 @@ def clean_line(line: str) -> str:
     return line
 
 
+# A value mdb prints is a machine word: at most 16 hex digits (20 decimal). Longer text is not a value
+# (a paste gone wrong, or an attack: int() of thousands of digits costs quadratic time in decimal
+# and trips CPython's 4,300-digit limit); it stays text, and the parse notes it.
+MAX_HEX_DIGITS = 16
+MAX_DEC_DIGITS = 20
+_OVERLONG = re.compile(r"[0-9a-fA-F]{17}")
+
+
 def hex_value(text: str | None) -> int | None:
-    """A number mdb printed in hex ('ffffff03eb144000', '0x1f'), or None when absent or unreadable."""
+    """A number mdb printed in hex ('ffffff03eb144000', '0x1f'), or None when absent, unreadable or
+    longer than a machine word."""
     if not text:
         return None
+    digits = text.strip()
+    if len(digits) - 2 * digits[:2].lower().startswith("0x") > MAX_HEX_DIGITS:
+        return None
     try:
-        return int(text, 16)
+        return int(digits, 16)
     except ValueError:
         return None
+
+
+def dec_value(text: str | None) -> int | None:
+    """A decimal count, id or line number as printed, or None when absent, unreadable or too long."""
+    if not text or len(text) > MAX_DEC_DIGITS or not text.isdigit() or not text.isascii():
+        return None
+    return int(text)
 
 
 def offset_value(text: str | None) -> int | None:
-    """A symbol offset: mdb prints 0-9 bare, larger ones as 0x..; 0t.. is decimal. None if unreadable."""
+    """A symbol offset: mdb prints 0-9 bare, larger ones as 0x..; 0t.. is decimal. None if unreadable
+    or longer than a machine word (the frame's offset is then unknown, and the parse says so)."""
     if not text:
         return None
-    try:
-        return int(text[2:]) if text.startswith("0t") else int(text, 16)
-    except ValueError:
-        return None
+    return dec_value(text[2:]) if text.startswith("0t") else hex_value(text)
 
 
 def _args(text: str | None) -> tuple[int, ...]:
     """The values of an argument list as mdb prints it: bare hex, '(type *)0x...' casts, NULL."""
     if not text or text.isspace():
         return ()
-    try:  # the common case: bare hex (int() accepts the blanks and a "0x")
-        return tuple([int(part, 16) for part in text.split(",")])
-    except ValueError:
-        pass
+    if _OVERLONG.search(text) is None:
+        try:  # the common case: bare hex (int() accepts the blanks and a "0x")
+            return tuple([int(part, 16) for part in text.split(",")])
+        except ValueError:
+            pass
     out = []
     for part in text.split(","):
         part = part.strip()
@@ -181,15 +200,15 @@ def _frame(line: int, kind: str, m: dict[str, Any], args_text: str | None) -> Fr
     if kind == "STACKS_FRAME":  # "  cv_wait+0x74": no arguments, no pointer column
         return Frame(line, *split_symbol(m["sym"]), offset_value(m["off"]), None, None)
     if kind == "BRACKET":  # "[ sp func+off() ]": the saved pc of a ::findstack thread
-        return Frame(line, *decode_label(m["sym"]), (), int(m["sp"], 16))
+        return Frame(line, *decode_label(m["sym"]), (), hex_value(m["sp"]))
     fp = int(m["fp"], 16)
     if kind == "TRUNCATED_FRAME":  # cut off at the end of the input: only the arguments a comma ended
         off, args = m["off"], m["args"]
-        offset = int(off, 16) if off and off not in ("0x", "x") else None
+        offset = offset_value(off) if off and off not in ("0x", "x") else None
         return Frame(line, m["func"], m["mod"], offset, None if args is None else _args(args.rpartition(",")[0]), fp)
     if m["func"] is None:  # CONSOLE_FRAME with a bare pc
         return Frame(line, "0x" + m["pc"].lower(), None, None, _args(args_text), fp)
-    return Frame(line, m["func"], m["mod"], int(m["off"], 16), _args(args_text), fp)
+    return Frame(line, m["func"], m["mod"], offset_value(m["off"]), _args(args_text), fp)
 
 
 def _continuation(line: str) -> tuple[str, bool] | None:
@@ -205,6 +224,16 @@ def _continuation(line: str) -> tuple[str, bool] | None:
     if "(" in text or ")" in text:
         return None
     return text, closed
+
+
+def _note_overlong(data: LexInput, line: int, m: dict[str, Any], args_text: str | None, frame: Frame) -> None:
+    # marks what hex_value and offset_value would not read: the frame keeps its name and the values
+    # before the one that is too long; the transcript line keeps the text
+    if args_text and _OVERLONG.search(args_text):
+        data.notes.append(f"line {line}: an argument longer than a machine word is kept as text, not read as a value")
+    off = m.get("off")
+    if off and frame.offset is None and off not in ("0x", "x"):
+        data.notes.append(f"line {line}: offset '+{off[:20]}' is not one mdb prints; the offset is unknown")
 
 
 def _token(kind: str, payload: Any) -> Token:
@@ -351,15 +380,17 @@ class LineLexer(Lexer):
                 args_text = m["args"]
                 if m["close"] is None:  # wrapped: ", more)" (mdb autowrap) or "  more)" (SPARC console)
                     args_text, i = self._continue_args(data, i, args_text, line)
-            frames.append(_frame(line, kind, m, args_text))
+            frame = _frame(line, kind, m, args_text)
+            frames.append(frame)
+            _note_overlong(data, line, m, args_text, frame)
         return frames, i
 
     def _continue_args(self, data: LexInput, i: int, args_text: str, lineno: int) -> tuple[str, int]:
         # a wrapped argument list goes on over at most four lines
         lines, kinds = data.lines, data.kinds
         for _ in range(4):
-            if i >= len(kinds) or kinds[i] not in ("OTHER", "KEYVAL", "STACKS_FRAME"):
-                break
+            if i >= len(kinds) or kinds[i] not in ("OTHER", "KEYVAL", "STACKS_FRAME") or len(lines[i]) > MAX_LINE:
+                break  # (a line over MAX_LINE is raw text, never a continuation)
             more = _continuation(lines[i])
             if more is None:
                 break

@@ -12,7 +12,7 @@ from lark import Token
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
 from dumpscope.flattened import looks_flattened, split_flattened
 from dumpscope.grammar import transcript_parser
-from dumpscope.lexer import LexInput, LineTok, clean_line, hex_value, needs_cleaning, split_lines
+from dumpscope.lexer import LexInput, LineTok, clean_line, dec_value, hex_value, needs_cleaning, split_lines
 from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
 
 __all__ = ["TRANSFORMER", "parse_transcript"]
@@ -115,7 +115,7 @@ class _Build:
                         d = m.groupdict()
                         fields["target"] = d.get("target")
                         fields["dump_file"] = d.get("file")
-                        fields["bits"] = int(d["bits"]) if d.get("bits") else None
+                        fields["bits"] = dec_value(d.get("bits"))
                         fields["host"] = d.get("host")
                         break
                 else:
@@ -170,8 +170,8 @@ class _Build:
         if g["free"]:
             desc = f"{desc} (TS_FREE)" if desc else "TS_FREE"
         # addr and sp are hex by the terminal's regex
-        return _thread(head.line, SectionKind.FINDSTACK, int(g["addr"], 16), frames, description=desc,
-                       stack_pointer=int(g["sp"], 16))
+        return _thread(head.line, SectionKind.FINDSTACK, hex_value(g["addr"]), frames, description=desc,
+                       stack_pointer=hex_value(g["sp"]))
 
     def findstack(self, c: list[Thread]) -> _Item:
         last = c[-1]
@@ -195,7 +195,7 @@ class _Build:
             g = head.groups
             count, state = g["count"], g["state"]
             threads.append(_thread(head.line, SectionKind.STACKS, int(g["addr"], 16), frames, state=state,
-                                   sobj=g["sobj"], count=int(count) if count.isdigit() else None, failure=failure,
+                                   sobj=g["sobj"], count=dec_value(count), failure=failure,
                                    is_panic=state == "PANIC"))
         return _Item(SectionKind.STACKS, heads[0].line, end, tuple(threads))
 
@@ -250,8 +250,11 @@ class _Build:
         for tok in c:
             if tok.type == "CPUINFO_ROW":
                 g = tok.value.groups
-                cpus.append(Cpu(tok.value.line, int(g["id"]), int(g["addr"], 16), int(g["flg"], 16),
-                                hex_value(g["thread"]), (g["proc"] or None)))
+                cpu_id, flags = dec_value(g["id"]), hex_value(g["flg"])
+                if cpu_id is None or flags is None:
+                    continue  # numbers longer than a machine word: not a row mdb printed
+                cpus.append(Cpu(tok.value.line, cpu_id, int(g["addr"], 16), flags, hex_value(g["thread"]),
+                                (g["proc"] or None)))
         return _Item(SectionKind.CPUINFO, start, end, tuple(cpus))
 
     def console_panic(self, c: list[Token]) -> _Item:
@@ -259,7 +262,7 @@ class _Build:
         g = lt.groups
         info = {"message": g.get("msg") or None, "cpu": g.get("cpu"), "thread": g.get("thread"),
                 "type": c[0].type, "line": lt.line,
-                "text_line": int(g["text_line"]) if g.get("text_line") else lt.line}
+                "text_line": dec_value(g.get("text_line")) or lt.line}
         return _Item(SectionKind.CONSOLE, lt.line, lt.line, info)
 
     def typed(self, c: list[Token]) -> _Item:
@@ -497,12 +500,12 @@ def _panic_thread_and_cpu(found: _Found) -> tuple[int | None, int | None]:
     # ::panicinfo, else the first console panic line that shows them
     pi = dict(found.panicinfo)
     thread = hex_value(pi.get("thread"))
-    cpu = int(pi["cpu"]) if pi.get("cpu", "").isdigit() else None
+    cpu = dec_value(pi.get("cpu"))
     for info in found.console:
         if thread is None and info["thread"]:
             thread = hex_value(info["thread"])
         if cpu is None and info["cpu"]:
-            cpu = int(info["cpu"])
+            cpu = dec_value(info["cpu"])
     return thread, cpu
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dumpscope.dump import FmaRecord, Frame, Stack, Trap
-from dumpscope.lexer import LineTok
+from dumpscope.lexer import LineTok, dec_value, hex_value
 
 __all__ = ["fma_record", "panicstack_frames", "trap_records", "typed_stack"]
 
@@ -73,7 +73,7 @@ def panicstack_frames(lines: Sequence[tuple[str, LineTok]]) -> tuple[Frame, ...]
                 break
             continue
         for m in _PANICSTACK_FRAME.finditer(text):
-            frames.append(Frame(tok.line, m["func"], m["mod"], int(m["off"], 16), ()))
+            frames.append(Frame(tok.line, m["func"], m["mod"], hex_value(m["off"]), ()))
     return tuple(frames)
 
 
@@ -107,24 +107,24 @@ def _section_traps(section: tuple[tuple[str, LineTok], ...], console: Sequence[d
             put("mnemonic", g["mn"], tok.line)
             put("name", g["name"], tok.line)
         elif kind == "TRAP_ADDR":
-            put("addr", int(g["addr"], 16), tok.line)
+            put("addr", hex_value(g["addr"]), tok.line)
         elif kind == "TRAP_REGS":
-            put("pid", int(g["pid"]), tok.line)
-            put("pc", int(g["pc"], 16), tok.line)
-            put("sp", int(g["sp"], 16), tok.line)
+            put("pid", dec_value(g["pid"]), tok.line)
+            put("pc", hex_value(g["pc"]), tok.line)
+            put("sp", hex_value(g["sp"]), tok.line)
         elif kind == "TRAP_SPARC":
             put("process", g["proc"], tok.line)
             put("type", g["type"].lower().lstrip("0") or "0", tok.line)
         elif kind == "TRAP_DATA":
             put("type", g["type"].lower().lstrip("0") or "0", tok.line)
             put("name", g["name"], tok.line)
-            put("rp", int(g["rp"], 16), tok.line)
+            put("rp", hex_value(g["rp"]), tok.line)
         elif kind == "TRAP_PC":
             if g["which"] == "pc":
-                put("pc", int(g["value"], 16), tok.line)
+                put("pc", hex_value(g["value"]), tok.line)
                 put("symbol", g["sym"], tok.line)
             elif g["which"] == "addr":
-                put("addr", int(g["value"], 16), tok.line)
+                put("addr", hex_value(g["value"]), tok.line)
     first, last = section[0][1].line, section[-1][1].line
     if not (set(fields) - {"process"}):
         return []  # a lone 'word:' line is not a trap record
@@ -135,10 +135,10 @@ def _section_traps(section: tuple[tuple[str, LineTok], ...], console: Sequence[d
             put("type", m["type"].lower(), info["text_line"])
             put("mnemonic", m["mn"], info["text_line"])
             put("name", m["name"], info["text_line"])
-            put("rp", int(m["rp"], 16) if m["rp"] else None, info["text_line"])
-            put("addr", int(m["addr"], 16) if m["addr"] else None, info["text_line"])
+            put("rp", hex_value(m["rp"]), info["text_line"])
+            put("addr", hex_value(m["addr"]), info["text_line"])
         if info["cpu"]:
-            put("cpu", int(info["cpu"]), info["line"])
+            put("cpu", dec_value(info["cpu"]), info["line"])
         first = min(first, info["text_line"])
     return [Trap(line=first, end=last, lines=tuple(where), **fields)]
 
@@ -178,10 +178,7 @@ def _dotted(text: str | None) -> int | None:
     # OpenBoot prints 64-bit registers as four dotted groups: 0000.0000.f000.4c80
     if not text:
         return None
-    try:
-        return int(text.replace(".", ""), 16)
-    except ValueError:
-        return None
+    return hex_value(text.replace(".", ""))
 
 
 def typed_stack(lines: Sequence[LineTok]) -> Stack:
@@ -205,7 +202,7 @@ def typed_stack(lines: Sequence[LineTok]) -> Stack:
             elif not stopped:
                 values.append(value)
         off = g["off"]
-        offset = int(off, 16) if off and off.startswith("0x") else int(off) if off else None
+        offset = hex_value(off) if off and off.startswith("0x") else dec_value(off)
         if g["trap"] and trap_frame is None:
             trap_frame = len(frames)
         frames.append(Frame(tok.line, g["func"], g["mod"], offset, tuple(values)))
@@ -248,8 +245,5 @@ def _typed_arg(slot: str) -> tuple[str | None, int | None]:
     if m is None or not m["value"]:
         return (m["type"] if m else None), None
     value = m["value"]
-    try:
-        number = 0 if value == "NULL" else int(value, 16) if value.lower().startswith("0x") else int(value, 16)
-    except ValueError:
-        number = None
+    number = 0 if value == "NULL" else hex_value(value)
     return m["type"], number
