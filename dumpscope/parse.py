@@ -252,7 +252,7 @@ class _Build:
                 g = tok.value.groups
                 cpu_id, flags = dec_value(g["id"]), hex_value(g["flg"])
                 if cpu_id is None or flags is None:
-                    continue  # numbers longer than a machine word: not a row mdb printed
+                    continue  # numbers of dozens of digits: not a row mdb printed
                 cpus.append(Cpu(tok.value.line, cpu_id, int(g["addr"], 16), flags, hex_value(g["thread"]),
                                 (g["proc"] or None)))
         return _Item(SectionKind.CPUINFO, start, end, tuple(cpus))

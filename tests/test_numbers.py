@@ -1,7 +1,7 @@
-"""Numbers from a transcript are machine words (issue 18): longer text is never converted, only kept and noted.
+"""Numbers from a transcript are machine words (issue 18): far longer text is never converted, only kept and noted.
 
 int() of thousands of digits trips CPython's 4,300-digit limit (an internal error before) and costs
-quadratic time in decimal; an argument, offset, count or id longer than a machine word stays text, the
+quadratic time in decimal; an argument, offset, count or id far longer than a machine word stays text, the
 frame or row keeps everything else, and the parse says what it did not read. A line over the 64 KiB
 line limit is never read as part of a frame either.
 """
@@ -17,7 +17,8 @@ from dumpscope.triage import triage_text
 
 
 @pytest.mark.parametrize("text, value", [
-    ("ffffffffffffffff", 2**64 - 1), ("0xffffffffffffffff", 2**64 - 1), ("f" * 17, None), ("0x" + "f" * 17, None),
+    ("ffffffffffffffff", 2**64 - 1), ("0xffffffffffffffff", 2**64 - 1), ("f" * 32, 2**128 - 1), ("f" * 33, None),
+    ("0x" + "f" * 33, None),
     ("1" * 5000, None), ("zz", None), ("", None), (None, None), ("8x108", None), ("0x0xff", None),
 ])
 def test_hex_value_reads_a_machine_word_and_nothing_longer(text: str | None, value: int | None) -> None:
@@ -25,13 +26,13 @@ def test_hex_value_reads_a_machine_word_and_nothing_longer(text: str | None, val
 
 
 @pytest.mark.parametrize("text, value", [
-    ("42", 42), ("9" * 20, int("9" * 20)), ("9" * 21, None), ("9" * 5000, None), ("-1", None), ("\u0663", None),
+    ("42", 42), ("9" * 40, int("9" * 40)), ("9" * 41, None), ("9" * 5000, None), ("-1", None), ("\u0663", None),
 ])
 def test_dec_value_reads_a_count_and_nothing_longer(text: str, value: int | None) -> None:
     assert dec_value(text) == value
 
 
-@pytest.mark.parametrize("text, value", [("0x1f", 31), ("8", 8), ("0t10", 10), ("x11", None), ("0t" + "9" * 30, None)])
+@pytest.mark.parametrize("text, value", [("0x1f", 31), ("8", 8), ("0t10", 10), ("x11", None), ("0t" + "9" * 41, None)])
 def test_offset_value(text: str, value: int | None) -> None:
     assert offset_value(text) == value
 
@@ -49,7 +50,7 @@ def test_an_argument_of_thousands_of_digits_is_kept_as_text_and_noted() -> None:
     assert dump.panic_stack is not None
     frame = dump.panic_stack.frames[1]
     assert (frame.function, frame.offset, frame.args) == ("cyclic_reprogram_cyclic", 0x97, ())
-    assert "line 3: an argument longer than a machine word is kept as text, not read as a value" in dump.notes
+    assert "line 3: an argument of over 32 digits is kept as text, not read as a value" in dump.notes
 
 
 def test_an_offset_longer_than_a_word_is_unknown_with_a_note() -> None:
