@@ -253,15 +253,16 @@ class LineLexer(Lexer):
     def __init__(self, lexer_conf: Any) -> None:
         """lexer_conf: Lark's, or anything with its `terminals` (TerminalDefs: name, pattern, priority)."""
         terms = sorted(lexer_conf.terminals, key=lambda t: -t.priority)  # stable: equal priorities keep their order
-        self.terminals: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-            (t.name, re.compile(t.pattern.to_regexp())) for t in terms)
-        self._own = dict(self.terminals)
+        self._patterns = {t.name: t.pattern.to_regexp() for t in terms}  # in priority order
+        # each terminal's own regex, compiled when a line of its kind first turns up (a transcript
+        # shows a few kinds; compiling all of them is a third of a short run's lexer set-up)
+        self._own: dict[str, re.Pattern[str]] = {}
         # One alternation of every terminal in priority order: re tries the branches in order, so the
         # first branch that matches is the first terminal that does, found in one call in C (as
         # Lark's own lexers do); that terminal's own regex then gives the line's groups. The
         # branches' own groups do not capture (names may not repeat, and captures double the cost).
-        self._first = re.compile("|".join(f"(?P<{name}>{_NAMED_GROUP.sub('(?:', rx.pattern)})"
-                                          for name, rx in self.terminals if name != "OTHER"))
+        self._first = re.compile("|".join(f"(?P<{name}>{_NAMED_GROUP.sub('(?:', pattern)})"
+                                          for name, pattern in self._patterns.items() if name != "OTHER"))
         # Transcripts repeat lines verbatim (every ::stacks group ends in the same "swtch+0x141 ...
         # thread_start+8" frames): each distinct line is classified once. The groups are shared
         # between the lines, and nothing changes them.
@@ -286,7 +287,19 @@ class LineLexer(Lexer):
         if m is None:
             return "OTHER", None
         kind: str = m.lastgroup  # type: ignore[assignment]  # every branch is a named group
-        return kind, self._own[kind].match(line).groupdict()  # type: ignore[union-attr]  # it matched
+        return kind, self.regex(kind).match(line).groupdict()  # type: ignore[union-attr]  # it matched
+
+    def regex(self, kind: str) -> re.Pattern[str]:
+        """The compiled regex of one terminal."""
+        rx = self._own.get(kind)
+        if rx is None:
+            rx = self._own[kind] = re.compile(self._patterns[kind])
+        return rx
+
+    @property
+    def terminals(self) -> tuple[tuple[str, re.Pattern[str]], ...]:
+        """(name, compiled regex) of every line terminal, in priority order."""
+        return tuple((name, self.regex(name)) for name in self._patterns)
 
     def _unquote(self, line: str) -> tuple[str, dict[str, Any] | None]:
         # "> ..." that is not an mdb prompt: a Markdown quote, possibly nested ("> > ::status"), or a

@@ -538,12 +538,19 @@ def literal_names(pattern: re.Pattern[str]) -> frozenset[str] | None:
     return None if "" in names else frozenset(names)
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a data-file regex after the safety check; raises ValueError with the reason."""
-    why = check_regex(pattern)
+def compile_pattern(pattern: str, checked: bool = True) -> re.Pattern[str]:
+    """Compile a data-file regex after the safety check; raises ValueError with the reason.
+
+    `checked=False` skips the check, for dumpscope's own data only: its patterns are checked by
+    tests/test_signatures.py, not again on every start (the check parses each pattern once more).
+    """
+    why = check_regex(pattern) if checked else None
     if why:
         raise ValueError(why)
-    return re.compile(pattern)
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -552,6 +559,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
 def load_irrelevant_frames(text: str | None = None, path: str = "irrelevant_frames.txt") -> tuple[re.Pattern[str], ...]:
     """The plumbing-frame regexes (one a line, '#' comments); bad lines raise SignatureFileError."""
+    bundled = text is None
     if text is None:
         text = _data_dir().joinpath("irrelevant_frames.txt").read_text(encoding="utf-8")
     if len(text) > MAX_FILE_BYTES:
@@ -562,7 +570,7 @@ def load_irrelevant_frames(text: str | None = None, path: str = "irrelevant_fram
         if not line:
             continue
         try:
-            out.append(compile_pattern(line))
+            out.append(compile_pattern(line, checked=not bundled))
         except ValueError as exc:
             raise SignatureFileError(path, n, f"bad frame pattern {line!r}: {exc}") from None
     return tuple(out)
@@ -587,13 +595,14 @@ _KIND_KEYS = {"name", "message", "also", "frames", "bucket", "hints"}
 
 def load_crash_kinds(text: str | None = None, path: str = "dumpscope/data/crash_hints.toml") -> tuple[CrashKind, ...]:
     """The kinds of crash of data/crash_hints.toml, checked like signature files (SignatureFileError)."""
+    bundled = text is None
     if text is None:
         text = _data_dir().joinpath("crash_hints.toml").read_text(encoding="utf-8")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SignatureFileError(path, None, f"TOML syntax: {exc}") from None
-    ctx = _Ctx(path, text)
+    ctx = _Ctx(path, text, bundled=bundled)
     _keys(ctx, doc, {"kinds"}, ())
     out = []
     for w, k in _tables(ctx, doc.get("kinds", []), "kinds", _KIND_KEYS):
@@ -620,7 +629,7 @@ def load_signatures(paths: Iterable[str | Path] | None = None) -> SignatureSet:
     more_specific_than naming an unknown id.
     """
     if paths is None:
-        return _assemble(_bundled_files(), [])
+        return _assemble(_bundled_files(), [], ours=True)
     files: list[tuple[str, bytes]] = []
     for p in sorted(Path(p) for p in paths):
         try:
@@ -639,7 +648,7 @@ def load_signature_set(site: Sequence[str] = ()) -> SignatureSet:
     or be nothing but those. The set's version hashes every file, bundled and site, so adding or editing
     a site file changes the cache key. Raises SignatureFileError for the first bad file.
     """
-    return _assemble(_bundled_files(), [f for d in site for f in site_files(d)])
+    return _assemble(_bundled_files(), [f for d in site for f in site_files(d)], ours=True)
 
 
 def site_files(directory: str) -> list[tuple[str, bytes]]:
@@ -673,14 +682,15 @@ def _bundled_files() -> list[tuple[str, bytes]]:
             for e in sorted(sig_dir.iterdir(), key=lambda e: e.name) if e.name.endswith(".toml")]
 
 
-def _assemble(bundled: list[tuple[str, bytes]], site: list[tuple[str, bytes]]) -> SignatureSet:
+def _assemble(bundled: list[tuple[str, bytes]], site: list[tuple[str, bytes]], *, ours: bool = False) -> SignatureSet:
+    # ours: `bundled` is dumpscope's own data, whose patterns the tests check (compile_pattern)
     digest = hashlib.sha256()
     by_id: dict[str, Signature] = {}
     notes: list[BucketNote] = []
     texts: dict[str, str] = {}
     for n, (name, data) in enumerate(bundled + site):
         digest.update(Path(name).name.encode() + b"\0" + data + b"\0")
-        sig, file_notes = _parse_any(name, data)
+        sig, file_notes = _parse_any(name, data, ours=ours and n < len(bundled))
         notes.extend(file_notes)
         if sig is None:
             continue
@@ -778,9 +788,10 @@ class _Locator:
 class _Ctx:
     """Raises SignatureFileError with the line of the offending key."""
 
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, text: str, bundled: bool = False) -> None:
         self.path = path
         self.loc = _Locator(path, text)
+        self.check = not bundled  # dumpscope's own data is checked by the tests, not on every start
 
     def fail(self, where: tuple[str | int, ...], msg: str) -> SignatureFileError:
         return SignatureFileError(self.path, self.loc.key(where), msg)
@@ -820,7 +831,7 @@ def _parse_file(path: str, data: bytes) -> Signature:
     return sig
 
 
-def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNote, ...]]:
+def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | None, tuple[BucketNote, ...]]:
     # A signature file (which may carry [[bucket_notes]]), or a site file of [[bucket_notes]] only (no 'id').
     if len(data) > MAX_FILE_BYTES:
         raise SignatureFileError(path, None, f"larger than {MAX_FILE_BYTES // 1024} KiB (a signature is a few KB)")
@@ -843,7 +854,7 @@ def _parse_any(path: str, data: bytes) -> tuple[Signature | None, tuple[BucketNo
     n = _count_patterns(doc)
     if n > MAX_PATTERNS_PER_FILE:
         raise SignatureFileError(path, None, f"{n} patterns, more than the limit of {MAX_PATTERNS_PER_FILE} a file")
-    ctx = _Ctx(path, text)
+    ctx = _Ctx(path, text, bundled=ours)
     if "id" not in doc and "bucket_notes" in doc:
         _keys(ctx, doc, {"bucket_notes"}, ())
         return None, _bucket_notes(ctx, doc["bucket_notes"])
@@ -1038,7 +1049,7 @@ def _regex(ctx: _Ctx, table: Mapping[str, Any], key: str, where: tuple[str | int
     if not isinstance(v, str):
         raise ctx.fail(where + (key,), f"{key} must be a string (a regular expression)")
     try:
-        return compile_pattern(v)
+        return compile_pattern(v, checked=ctx.check)
     except ValueError as exc:
         raise ctx.fail(where + (key,), f"{key} {v!r}: {exc}") from None
 
@@ -1116,7 +1127,7 @@ def _crash(ctx: _Ctx, raw: Any) -> CrashSpec:
     exclude = []
     for pat in exclude_raw:
         try:
-            exclude.append(compile_pattern(pat) if isinstance(pat, str) else compile_pattern(""))
+            exclude.append(compile_pattern(pat if isinstance(pat, str) else "", checked=ctx.check))
         except ValueError as exc:
             raise ctx.fail(w + ("exclude",), f"exclude {pat!r}: {exc}") from None
     bind = _bind(ctx, raw.get("bind", {}), frames, w + ("bind",))

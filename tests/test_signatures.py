@@ -271,3 +271,24 @@ def test_build_dates_read_as_strptime_reads_them() -> None:
         except ValueError:
             want = None
         assert _build_date(text) == want, text
+
+
+def test_the_bundled_data_passes_the_regex_safety_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # dumpscope's own signatures, plumbing frames and crash kinds are not checked on every start
+    # (signature_set, load_irrelevant_frames, load_crash_kinds trust them): they are checked here,
+    # loaded as a user's files are, and the loaders must see the same patterns.
+    import dumpscope.signatures as sigs
+
+    data = Path(sigs.__file__).parent / "data"
+    own = sigs.load_signature_set()
+    checked = sigs.load_signatures(sorted((data / "signatures").glob("*.toml")))
+    assert [s.id for s in checked] == [s.id for s in own] and len(own) > 0
+    frames = (data / "irrelevant_frames.txt").read_text(encoding="utf-8")
+    assert [p.pattern for p in sigs.load_irrelevant_frames(frames)] == [p.pattern for p in sigs.load_irrelevant_frames()]
+    kinds = (data / "crash_hints.toml").read_text(encoding="utf-8")
+    assert sigs.load_crash_kinds(kinds) == sigs.load_crash_kinds()
+    # and the trusted loaders do skip the check: a check that refuses everything does not stop them
+    monkeypatch.setattr(sigs, "check_regex", lambda pattern, max_length=None: "refused")
+    assert len(sigs.load_signature_set()) == len(own) and sigs.load_irrelevant_frames() and sigs.load_crash_kinds()
+    with pytest.raises(SignatureFileError):
+        sigs.load_signatures(sorted((data / "signatures").glob("*.toml")))
