@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,20 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import bench_bulk  # noqa: E402
 import bench_parse  # noqa: E402
+from bench_parse import best  # noqa: E402
 
 DEFAULT_BASE = "8f7d9cb"  # main just before the parser rewrite landed (old parser, every other change)
 SEED = "fixtures/transcripts/seed-12476-vhpet-with-remover.txt"
 PARSE_PATH = ("grammar.py", "lexer.py", "terminals.py", "parse.py", "dump.py", "frozen.py")
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def _best(run: Callable[[], None], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def _cli(tree: Path, *args: str) -> Callable[[], None]:
@@ -84,15 +75,15 @@ def main() -> int:
         bench_bulk.generate(work / "corpus", opts.files)
         for tree in trees.values():  # byte-code caches written, parsers warmed
             _cli(tree, "triage", SEED)()
-        python = _best(lambda: subprocess.run([sys.executable, "-c", "pass"], env=_ENV, check=True), 7)
+        python = best(lambda: subprocess.run([sys.executable, "-c", "pass"], env=_ENV, check=True), 7)
         rows: dict[str, dict[str, float]] = {name: {} for name in trees}
         for _ in range(opts.repeat):  # interleaved: both trees see the machine in the same state
             for name, tree in trees.items():
                 r = rows[name]
-                r["cold"] = min(r.get("cold", 1e9), _best(_cli(tree, "triage", SEED), 3))
-                r["json"] = min(r.get("json", 1e9), _best(_cli(tree, "parse", "--format", "json", str(big)), 1))
-                r["triage_big"] = min(r.get("triage_big", 1e9), _best(_cli(tree, "triage", str(big)), 1))
-                r["bulk"] = min(r.get("bulk", 1e9), _best(
+                r["cold"] = min(r.get("cold", 1e9), best(_cli(tree, "triage", SEED), 3))
+                r["json"] = min(r.get("json", 1e9), best(_cli(tree, "parse", "--format", "json", str(big)), 1))
+                r["triage_big"] = min(r.get("triage_big", 1e9), best(_cli(tree, "triage", str(big)), 1))
+                r["bulk"] = min(r.get("bulk", 1e9), best(
                     _cli(tree, "triage", str(work / "corpus"), "--jobs", "2", "--format", "json"), 1))
         print(f"base {opts.base}; python -c pass {python * 1000:.0f} ms; {opts.files} bulk transcripts; "
               f"::findstack -v of {opts.threads} threads, {size / 1e6:.1f} MB")
