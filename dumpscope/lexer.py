@@ -319,8 +319,7 @@ class LineLexer(Lexer):
         """The tokens of the input: one per line, one per run (see the module's docstring)."""
         lines = data.lines
         kinds = data.kinds
-        found: list[Any] = []  # per line: the terminal's groups, or its Frame when the line is a whole frame
-        m: Any
+        found: list[Any] = []  # per line: the terminal's groups, or a Frame built ahead (_truncated_tail)
         for i, line in enumerate(lines):
             if not line or line.isspace():
                 kind, m = "BLANK", None
@@ -329,8 +328,6 @@ class LineLexer(Lexer):
                 kind, m = "OTHER", None
             else:
                 kind, m = self.classify(line)
-                if kind in _FRAME_RUNS and (kind == "STACKS_FRAME" or m["close"] is not None):
-                    m = _frame(i + 1, kind, m, m.get("args"))  # a whole frame line: built now
             kinds.append(kind)
             found.append(m)
         self._truncated_tail(data, found)
