@@ -159,13 +159,17 @@ class DaskRunner:
         self._refetch: dict[int, int] = {}  # position -> how often its result could not be fetched
         self._allowed: dict[int, set[str]] = {}  # position -> the worker hosts its task is pinned to
         self._orphaned: dict[int, float] = {}  # position -> since when no live worker may run its task
+        self._fetcher: Any = None  # the thread results are fetched in (see _gather)
         self._check_workers()
 
     def close(self) -> None:
         """Disconnect, and stop the LocalCluster if this runner started one."""
         client = getattr(self, "_client", None)
         if client is not None:
-            client.close()
+            client.close()  # ends a fetch stuck in the helper thread too
+        if getattr(self, "_fetcher", None) is not None:
+            self._fetcher.shutdown(wait=False)
+            self._fetcher = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
@@ -262,10 +266,11 @@ class DaskRunner:
                 while given in done:
                     yield done.pop(given)
                     given += 1
-                if given >= len(names) or given in done:
-                    continue
+                if given >= len(names) or given in done or given not in pending:
+                    continue  # all done, or the next row is ready, or its task is still to be submitted
                 try:
-                    wait(list(pending.values()), timeout=_CHECK_EVERY, return_when="FIRST_COMPLETED")
+                    # the oldest unfinished input is the next row: what else finished by then comes along
+                    wait([pending[given]], timeout=_CHECK_EVERY)
                 except TimeoutError:
                     self._lost_check()
                     done.update(self._orphans(pending, names))
@@ -304,24 +309,26 @@ class DaskRunner:
 
     def _collect(self, finished: dict[int, Future[Any]], names: Sequence[str],
                  pending: dict[int, Future[Any]]) -> dict[int, bulk._Result]:
-        # The results of finished tasks. A result whose worker died before it was fetched is
-        # recomputed by the scheduler: its task goes back to `pending` (a few times at most), where
-        # a task no worker is left to run is found by `_orphans`. Fetched one by one with a time limit
-        # (Client.gather has none, and waits for ever for a result no worker is left to recompute).
+        # The results of finished tasks, fetched together. A result whose worker died before it was
+        # fetched is recomputed by the scheduler: its task goes back to `pending` (a few times at
+        # most), where a task no worker is left to run is found by `_orphans`.
         out: dict[int, bulk._Result] = {}
-        for i, f in finished.items():
-            if f.status == "finished":
-                try:
-                    out[i] = f.result(timeout=_CHECK_EVERY)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - the connection went, or the result did
-                    self._lost_check()
+        ok = {i: f for i, f in finished.items() if f.status == "finished"}
+        if ok:
+            try:
+                out.update(zip(ok, self._gather(list(ok.values())), strict=True))
+            except Exception as exc:  # noqa: BLE001 - the connection went, or a result did
+                self._lost_check()
+                for i, f in ok.items():
                     self._refetch[i] = self._refetch.get(i, 0) + 1
                     if self._refetch[i] <= _REFETCH:
                         pending[i] = f
                     else:
                         out[i] = self._error(names[i], _worker_error(exc))
-            elif f.status == "cancelled":
+        for i, f in finished.items():
+            if i in ok:
+                continue
+            if f.status == "cancelled":
                 self._lost_check()
                 out[i] = self._error(names[i], "the Dask task was cancelled")
             elif f.status == "error":
@@ -329,6 +336,23 @@ class DaskRunner:
             else:
                 pending[i] = f  # its result was lost with a worker since: it is being recomputed
         return out
+
+    def _gather(self, futures: list[Future[Any]]) -> list[bulk._Result]:
+        # Client.gather, given up after _CHECK_EVERY seconds: it has no time limit of its own, and
+        # waits for ever for a result that no worker is left to recompute. It runs in a helper
+        # thread; one stuck there is left to end with the client, and the next fetch gets a new one.
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._fetcher is None:
+            self._fetcher = ThreadPoolExecutor(1, thread_name_prefix="dumpscope-gather")
+        job = self._fetcher.submit(self._client.gather, futures)
+        try:
+            values: list[bulk._Result] = job.result(timeout=_CHECK_EVERY)
+        except TimeoutError:
+            self._fetcher.shutdown(wait=False)
+            self._fetcher = None
+            raise
+        return values
 
     def _orphans(self, pending: dict[int, Future[Any]], names: Sequence[str]) -> dict[int, bulk._Result]:
         # Dask keeps a task that no live worker may run (its host's workers left, or every worker did)
