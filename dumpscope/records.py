@@ -29,16 +29,17 @@ def fma_record(lines: Sequence[tuple[str, LineTok]], notes: list[str]) -> FmaRec
     A record without panicstr is panic-shaped text the parser could not turn into a message: a note
     says so, with its lines, so the verdict can say so too.
     """
-    if not lines:
-        return None
+    if not any(kind in ("FMA_EVENT", "FMA_MEMBER") for kind, _ in lines):
+        return None  # nvlist scaffolding alone ('version = 0x0') is not a panic record
     event = None
     members: list[tuple[str, str, int]] = []
     for kind, tok in lines:
         g = tok.groups
         if kind == "FMA_EVENT":
             # the ireport names the event; the defect class wins once the record shows it
-            if event is None or g["event"] == "defect.sunos.kernel.panic":
-                event = g["event"]
+            name = g["event"] or g["cls"]
+            if event is None or name == "defect.sunos.kernel.panic":
+                event = name
         elif kind == "FMA_MEMBER":
             members.append((g["key"], _member_value(g["value"] or ""), tok.line))
     first, last = lines[0][1].line, lines[-1][1].line

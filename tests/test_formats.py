@@ -139,6 +139,16 @@ def test_fma_record_gives_message_stack_and_members() -> None:
     assert d.panic_stack is not None and d.panic_stack.frames[3].function == "list_remove_head"
 
 
+def test_fmdump_scaffolding_is_part_of_the_record_and_alone_is_no_record() -> None:
+    d = parse_transcript(_fixture("fma-illumos-kvm-13-apix-null-deref-fmdump-vp"))
+    fma = [s for s in d.sections if s.kind.value == "fma"]
+    assert fma and fma[0].start == 10 and fma[-1].end == 38  # 'TIME  UUID  SUNW-MSG-ID' to panicstack
+    assert not [s for s in d.sections if s.kind.value == "raw" and 10 <= s.start <= 38]
+    alone = parse_transcript("nvlist version: 0\n    version = 0x0\n    class = list.suspect\n")
+    assert alone.fma is None
+    assert triage_text("nvlist version: 0\n    version = 0x0\n").title != UNREADABLE_TITLE
+
+
 def test_an_fma_record_without_panicstr_is_an_unreadable_panic_record_not_no_crash() -> None:
     text = _fixture("fma-exfat-159-dump-pending-no-panicstr-fmdump-vp")
     v = triage_text(text)
