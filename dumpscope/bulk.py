@@ -379,7 +379,7 @@ class Row:
         return self._verdict
 
     def json_line(self) -> str:
-        """The `dumpscope.verdict/1` JSON Lines row (no newline), byte-identical to a fresh row's."""
+        """The `dumpscope.verdict/2` JSON Lines row (no newline), byte-identical to a fresh row's."""
         if self._verdict is None:
             return json_line(self._need_doc(), self.source, self._notes)
         from dumpscope.render import to_json_line, verdict_to_json

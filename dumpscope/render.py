@@ -321,7 +321,7 @@ _BUILD_STAMP = re.compile(r"(\d{8}T\d{6}Z)")
 
 
 def verdict_to_json(v: Verdict) -> dict[str, Any]:
-    """A verdict as the documented `dumpscope.verdict/1` object: every field, lossless (read back by
+    """A verdict as the documented `dumpscope.verdict/2` object: every field, lossless (read back by
     cache.verdict_from_json)."""
     return {
         "schema": VERDICT_SCHEMA,

@@ -11,7 +11,7 @@ __all__ = [
 ]
 
 # The schema name of a verdict's JSON object (render.verdict_to_json, cache.verdict_from_json).
-VERDICT_SCHEMA = "dumpscope.verdict/1"
+VERDICT_SCHEMA = "dumpscope.verdict/2"
 
 
 class Confidence(StrEnum):

@@ -97,7 +97,7 @@ def test_json_lines_same_schema_for_single_bulk_and_errors(dumps: Path, tmp_path
     assert len(docs) == 4
     for doc in docs:
         assert set(doc) == JSON_KEYS
-        assert doc["schema"] == "dumpscope.verdict/1"
+        assert doc["schema"] == "dumpscope.verdict/2"
     assert [d["status"] for d in docs] == ["ok", "ok", "error", "error"]
     assert docs[0]["signature"] == "illumos-12476" and docs[0]["confidence"] == "likely"
     assert docs[0]["evidence"][0].keys() == {"clause", "lines", "holds", "detail"}
