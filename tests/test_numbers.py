@@ -43,24 +43,26 @@ def _both(text: str) -> None:
     "".join(iter_dump_json(parse_transcript(text, "t"), "t"))
 
 
-def test_an_argument_of_thousands_of_digits_is_kept_as_text_and_noted() -> None:
-    text = "> $C\nffffff000f832950 vpanic()\nffffff000f832990 cyclic_reprogram_cyclic+0x97(" + "f" * 5000 + ", c3)\n"
+def _second_frame(text: str) -> tuple[tuple[object, ...], tuple[str, ...]]:
     _both(text)
     dump = parse_transcript(text)
     assert dump.panic_stack is not None
     frame = dump.panic_stack.frames[1]
-    assert (frame.function, frame.offset, frame.args) == ("cyclic_reprogram_cyclic", 0x97, ())
-    assert "line 3: an argument of over 32 digits is kept as text, not read as a value" in dump.notes
+    return (frame.function, frame.offset, frame.args), dump.notes
+
+
+def test_an_argument_of_thousands_of_digits_is_kept_as_text_and_noted() -> None:
+    frame, notes = _second_frame("> $C\nffffff000f832950 vpanic()\nffffff000f832990 cyclic_reprogram_cyclic+0x97("
+                                 + "f" * 5000 + ", c3)\n")
+    assert frame == ("cyclic_reprogram_cyclic", 0x97, ())
+    assert "line 3: an argument of over 32 digits is kept as text, not read as a value" in notes
 
 
 def test_an_offset_longer_than_a_word_is_unknown_with_a_note() -> None:
-    text = "> $C\nffffff000f832950 vpanic()\nffffff000f832990 cyclic_reprogram_cyclic+0x" + "f" * 5000 + "(1, 2)\n"
-    _both(text)
-    dump = parse_transcript(text)
-    assert dump.panic_stack is not None
-    frame = dump.panic_stack.frames[1]
-    assert (frame.function, frame.offset, frame.args) == ("cyclic_reprogram_cyclic", None, (1, 2))
-    assert any(n.startswith("line 3: offset '+0xffff") and n.endswith("the offset is unknown") for n in dump.notes)
+    frame, notes = _second_frame("> $C\nffffff000f832950 vpanic()\nffffff000f832990 cyclic_reprogram_cyclic+0x"
+                                 + "f" * 5000 + "(1, 2)\n")
+    assert frame == ("cyclic_reprogram_cyclic", None, (1, 2))
+    assert any(n.startswith("line 3: offset '+0xffff") and n.endswith("the offset is unknown") for n in notes)
 
 
 def test_a_stacks_count_of_5000_digits_is_no_count() -> None:
