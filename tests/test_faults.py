@@ -104,7 +104,10 @@ def _kill_all(pids: set[int]) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_workers_end_when_their_parent_is_killed(sig: signal.Signals, tmp_path: Path) -> None:
     d = _stall_dir(tmp_path)
-    proc, out = _start(SLOW_CLI + ["triage", str(d), "--jobs", "2", "-f", "json"])
+    # a test run started under nohup ignores SIGHUP, and children inherit that; this test is about
+    # a parent the signal does end, so the child gets the signal's default action back
+    proc, out = _start(SLOW_CLI + ["triage", str(d), "--jobs", "2", "-f", "json"],
+                       preexec_fn=None if sig == signal.SIGKILL else lambda: signal.signal(sig, signal.SIG_DFL))
     workers: set[int] = set()
     try:
         assert _wait_for(lambda: len(out.lines) == 1, 30), "the fast input's row never came"
