@@ -83,9 +83,17 @@ class _Reader:
         self.eof.set()
 
 
+def _default_signals() -> None:
+    # A test run started in the background (`cmd &` in a script ignores SIGINT) or under nohup (SIGHUP)
+    # hands those ignored signals down to its children; these tests are about a process the signals
+    # do reach, as they do one started from a terminal.
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _start(argv: list[str], **kw) -> tuple[subprocess.Popen[str], _Reader]:  # type: ignore[no-untyped-def]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=ENV, **kw)
+                            env=ENV, preexec_fn=_default_signals, **kw)
     return proc, _Reader(proc.stdout)
 
 
@@ -104,10 +112,7 @@ def _kill_all(pids: set[int]) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_workers_end_when_their_parent_is_killed(sig: signal.Signals, tmp_path: Path) -> None:
     d = _stall_dir(tmp_path)
-    # a test run started under nohup ignores SIGHUP, and children inherit that; this test is about
-    # a parent the signal does end, so the child gets the signal's default action back
-    proc, out = _start(SLOW_CLI + ["triage", str(d), "--jobs", "2", "-f", "json"],
-                       preexec_fn=None if sig == signal.SIGKILL else lambda: signal.signal(sig, signal.SIG_DFL))
+    proc, out = _start(SLOW_CLI + ["triage", str(d), "--jobs", "2", "-f", "json"])
     workers: set[int] = set()
     try:
         assert _wait_for(lambda: len(out.lines) == 1, 30), "the fast input's row never came"
