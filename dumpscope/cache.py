@@ -9,7 +9,7 @@ import sqlite3
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from typing import Any, Self
@@ -44,6 +44,7 @@ __all__ = [
     "restore",
     "stamp_of",
     "verdict_from_json",
+    "write_transaction",
 ]
 
 # The layout of the file, migrated in place (see _migrate). The cache's own tables are only a cache
@@ -370,17 +371,10 @@ class Cache:
             self._pending_files.clear()
 
     def _write_pending(self) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?)", self._pending_verdicts)
-            self._db.executemany("INSERT OR REPLACE INTO briefs VALUES (?,?,?,?,?,?,?,?,?,?)", self._pending_briefs)
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", self._pending_files)
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-            raise
+        with write_transaction(self._db) as db:
+            db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?)", self._pending_verdicts)
+            db.executemany("INSERT OR REPLACE INTO briefs VALUES (?,?,?,?,?,?,?,?,?,?)", self._pending_briefs)
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)", self._pending_files)
 
     def close(self) -> None:
         """Flush and close the database."""
@@ -524,6 +518,21 @@ def connect_readonly(path: str) -> sqlite3.Connection:
     return db
 
 
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back if anything escapes, even an
+    interrupt: the cache, the history and the migration all write this way."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
 def _migrate(db: sqlite3.Connection, found: int) -> None:
     # Bring a file of schema `found` to CACHE_SCHEMA in one transaction. The history is kept through
     # every step; the cache's own tables are dropped and made again when their layout changed.
@@ -532,8 +541,7 @@ def _migrate(db: sqlite3.Connection, found: int) -> None:
     if found > CACHE_SCHEMA:
         raise _NotOurs(f"made by a newer dumpscope (schema {found}, this one reads {CACHE_SCHEMA}); "
                        "upgrade dumpscope or name another file")
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         if found < 2:  # before schema 2 the verdicts' table had another layout
             for table in _CACHE_TABLE_NAMES:
                 db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -541,11 +549,6 @@ def _migrate(db: sqlite3.Connection, found: int) -> None:
             db.execute(sql)
         db.execute(f"PRAGMA application_id={_APP_ID}")
         db.execute(f"PRAGMA user_version={CACHE_SCHEMA}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
 
 
 class _NotOurs(sqlite3.DatabaseError):

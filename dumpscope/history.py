@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dumpscope.cache import Cache, restore
+from dumpscope.cache import Cache, restore, write_transaction
 from dumpscope.errors import InputError
 from dumpscope.verdict import Confidence, FixStatus, Verdict
 
@@ -226,8 +226,7 @@ class Recorder:
         now = self._now
         if not (self._inserts or self._updates or final):
             return
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with write_transaction(db):
             run = self.run_id
             if run is None:
                 run = int(db.execute("INSERT INTO runs (started, version, sigset) VALUES (?, ?, ?)",
@@ -240,11 +239,6 @@ class Recorder:
             if final:
                 db.execute("UPDATE runs SET finished=?, inputs=? WHERE id=?",
                            (iso(datetime.now(UTC)), self.inputs, run))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         self.run_id = run
 
     def finish(self) -> None:
