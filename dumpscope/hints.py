@@ -133,7 +133,7 @@ def _crash_values(dump: Dump) -> dict[str, str]:
 
 def _message(dump: Dump) -> str:
     # the panic message; without one, what the trap record says of the trap, in the message's words
-    message = dump.panic_message or (dump.status.panic_message if dump.status else None)
+    message = dump.panic_message
     if message:
         return message
     trap = dump.trap

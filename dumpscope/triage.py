@@ -220,7 +220,7 @@ def _shown_stack(dump: Dump) -> dict[str, object]:
     # the panicking thread's frames as the verdict shows them, plumbing marked to be collapsed; without
     # a panic, the frames of the thread a hang is bucketed by (the one on CPU), and whose they are
     frames, owner = crash_frames(dump), None
-    if not frames and not (dump.panic_message or (dump.status and dump.status.panic_message)):
+    if not frames and not dump.panic_message:
         stuck = suspect_thread(dump)
         if stuck is not None:
             frames = stuck.frames
@@ -250,7 +250,7 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
         two_pending=m.frame("cyclic_remove_pend") is not None,
         remover_blocked=remover is not None and any(name == "sema_p" for name, _ in remover.frames),
         # None when the transcript shows no panic message: the replay then says it could not compare it
-        expected_panic=_panic_message(dump),
+        expected_panic=dump.panic_message.strip() if dump.panic_message else None,
         remover_cpu=own.get("remover_cpu"),
         remover_ndx=own.get("remover_ndx"),
         remover_sema=own.get("remover_sema"),
@@ -259,11 +259,6 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
         # the signature excludes cyclic_reprogram_xcall, so a matched stack is the local path
         local=True,
     )
-
-
-def _panic_message(dump: Dump) -> str | None:
-    msg = dump.panic_message or (dump.status.panic_message if dump.status else None)
-    return msg.strip() if msg else None
 
 
 def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, tuple[str, ...], list[str]]:
