@@ -824,13 +824,6 @@ def parse_signature_file(path: str, data: bytes) -> Signature | None:
     return _parse_any(path, data)[0]
 
 
-def _parse_file(path: str, data: bytes) -> Signature:
-    sig, _notes = _parse_any(path, data)
-    if sig is None:
-        raise SignatureFileError(path, 1, "missing required key 'id'")
-    return sig
-
-
 def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | None, tuple[BucketNote, ...]]:
     # A signature file (which may carry [[bucket_notes]]), or a site file of [[bucket_notes]] only (no 'id').
     if len(data) > MAX_FILE_BYTES:
