@@ -353,14 +353,14 @@ def bucket(dump: Dump, text: str | None = None) -> Bucket:
     notes: list[str] = []
     extra = ""  # what else keys the bucket: the trap record of a crash without a stack, a recursion's cycle
     frames = meaningful_frames(all_frames)[:BUCKET_FRAMES]
-    cycle = recursion(all_frames)
     report = _kmem_report(text) if text and not message and not all_frames else None
     trap = dump.trap
     if report:
         kind = "kmem"
         message = report
         title = f"kmem_error: {report} (panic message not captured)"
-    elif cycle and (not message or _OVERFLOW.search(message)):
+    # recursion() compares every pair of frames: only when a missing or overflow message asks for it
+    elif (not message or _OVERFLOW.search(message)) and (cycle := recursion(all_frames)):
         kind = "recursion"
         frames = ()
         extra = " ".join(cycle)

@@ -10,7 +10,7 @@ from typing import Any
 from lark import Token
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
-from dumpscope.flattened import looks_flattened, split_flattened
+from dumpscope.flattened import split_flattened
 from dumpscope.grammar import transcript_parser
 from dumpscope.lexer import LexInput, LineTok, clean_line, dec_value, hex_value, needs_cleaning, split_lines
 from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
@@ -302,7 +302,7 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
         lines = [clean_line(line) for line in lines]
     flat = [(i + 1, pieces) for i, line in enumerate(lines)
-            if looks_flattened(line) and (pieces := split_flattened(line)) is not None]
+            if (pieces := split_flattened(line)) is not None]
     data = LexInput(lines)
     # the transformer's start method returns the items: Lark's annotation says a Tree, as without one
     items: list[_Item] = transcript_parser(TRANSFORMER).parse(data)  # type: ignore[assignment]
