@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from dumpscope.cache import Cache, restore, write_transaction
 from dumpscope.errors import InputError
+from dumpscope.render import build_stamp
 from dumpscope.verdict import Confidence, FixStatus, Verdict
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_STAMP = re.compile(r"\d{8}T\d{6}Z")  # SmartOS builds: joyent_20180216T202957Z
 _NUMBER = re.compile(r"\d{1,18}")  # bounded: never int() of an unbounded run of digits from a transcript
 
 
@@ -72,9 +72,9 @@ def built_after(build: str, fixed: str) -> bool:
     """Whether platform build `build` is newer than `fixed` (a site note's fixed build). SmartOS builds
     compare by their timestamp; others by their numbers when their names agree up to the first digit
     (omnios-r151046 < omnios-r151048). False when the two cannot be compared."""
-    a, b = _STAMP.search(build), _STAMP.search(fixed)
+    a, b = build_stamp(build), build_stamp(fixed)
     if a and b:
-        return a.group() > b.group()
+        return a > b
     if a or b or re.match(r"\D*", build).group() != re.match(r"\D*", fixed).group():  # type: ignore[union-attr]
         return False
     numbers = [tuple(map(int, _NUMBER.findall(x)[:8])) for x in (build, fixed)]

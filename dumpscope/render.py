@@ -22,6 +22,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "VERDICT_SCHEMA",
     "build_order_key",
+    "build_stamp",
     "csv_cell",
     "dump_to_json",
     "escape",
@@ -34,13 +35,14 @@ __all__ = [
     "render_history",
     "render_history_csv",
     "render_summary",
+    "render_summary_csv",
     "render_table",
     "render_verdict_text",
     "signature_to_json",
     "summary_rows",
-    "render_summary_csv",
     "to_json_line",
     "verdict_to_json",
+    "when_text",
 ]
 
 PARSE_SCHEMA = "dumpscope.parse/2"
@@ -317,7 +319,6 @@ TABLE_COLUMNS = ("file", "title", "signature", "confidence", "bucket", "platform
 _CSV_COLUMNS = TABLE_COLUMNS + ("status", "error")
 # SmartOS platform builds are named for their build time (joyent_20180216T202957Z); ordering by that
 # stamp, not by the string, keeps "first/last build seen" right across prefixes.
-_BUILD_STAMP = re.compile(r"(\d{8}T\d{6}Z)")
 
 
 def verdict_to_json(v: Verdict) -> dict[str, Any]:
@@ -577,10 +578,19 @@ def render_csv(verdicts: Iterable[Verdict]) -> str:
     return buf.getvalue()
 
 
+_BUILD_STAMP = re.compile(r"\d{8}T\d{6}Z")  # SmartOS platform builds: joyent_20180216T202957Z
+
+
+def build_stamp(build: str) -> str | None:
+    """The build time in a SmartOS platform build's name (20180216T202957Z), or None for other builds."""
+    m = _BUILD_STAMP.search(build)
+    return m.group() if m else None
+
+
 def build_order_key(build: str) -> tuple[int, str]:
     """Sort key for platform builds: SmartOS builds by their timestamp, then anything else by name."""
-    m = _BUILD_STAMP.search(build)
-    return (0, m.group(1)) if m else (1, build)
+    stamp = build_stamp(build)
+    return (0, stamp) if stamp else (1, build)
 
 
 def summary_rows(verdicts: Iterable[Verdict]) -> list[dict[str, Any]]:
@@ -654,8 +664,8 @@ HISTORY_CSV_COLUMNS = ("status", "group", "key", "title", "signature", "confiden
                        "first_seen", "last_seen", "first_build", "last_build", "regressions", "example")
 
 
-def _when(stamp: str) -> str:
-    # '2026-12-04T16:55:28Z' -> '2026-12-04 16:55' for a person (UTC, as stored)
+def when_text(stamp: str) -> str:
+    """'2026-12-04T16:55:28Z' -> '2026-12-04 16:55', for a person (UTC, as stored)."""
     return stamp[:16].replace("T", " ")
 
 
@@ -670,8 +680,8 @@ def render_history(rows: Sequence[BucketHistory]) -> str:
             escape(r.title),
             str(r.count),
             str(len(r.hosts)),
-            _when(r.first_seen),
-            _when(r.last_seen),
+            when_text(r.first_seen),
+            when_text(r.last_seen),
             escape(r.first_build) or "-",
             escape(r.last_build) or "-",
         ]

@@ -13,7 +13,7 @@ from string import Template
 from typing import Any
 
 from dumpscope.history import STATUS_ORDER, BucketHistory, example_verdicts, history_rows, iso, read_dumps
-from dumpscope.render import build_order_key, escape, event_text, lines_label
+from dumpscope.render import build_order_key, build_stamp, escape, event_text, lines_label, when_text
 from dumpscope.signatures import BucketNote
 from dumpscope.verdict import Confidence, Verdict
 
@@ -35,7 +35,6 @@ _BUG_LINKS = (
     (re.compile(r"propolis#(\d+)"), "https://github.com/oxidecomputer/propolis/issues/{0}"),
 )
 _INSTALL_HINT = "pip install 'dumpscope[report]'"
-_STAMP = re.compile(r"\d{8}T\d{6}Z")  # the build time in a SmartOS platform build's name
 
 
 def _e(text: object) -> str:
@@ -108,8 +107,9 @@ def chart_series(rows: Sequence[BucketHistory]) -> tuple[str, list[str], list[tu
         # more builds than bars, all of them SmartOS builds (joyent_20180216T202957Z): one bar a month
         # of build dates (joyent 2018-02), or a year, before lumping the oldest together
         builds = {d.platform for d in members if d.platform}
-        stamped = all(_STAMP.search(b) for b in builds)
-        months = {_STAMP.search(b).group()[:6] for b in builds} if stamped else set()  # type: ignore[union-attr]
+        stamps = {b: build_stamp(b) for b in builds}
+        stamped = all(stamps.values())
+        months = {s[:6] for s in stamps.values() if s} if stamped else set()
         cut = 0 if len(builds) <= CHART_BARS or not stamped else (6 if len(months) <= CHART_BARS else 4)
 
         def where(d: Any) -> str:
@@ -117,7 +117,7 @@ def chart_series(rows: Sequence[BucketHistory]) -> tuple[str, list[str], list[tu
                 return "(no build shown)"
             if not cut:
                 return str(d.platform)
-            stamp = _STAMP.search(d.platform).group()  # type: ignore[union-attr]
+            stamp = stamps[d.platform] or ""
             return f"built {stamp[:4]}-{stamp[4:6]}" if cut == 6 else f"built {stamp[:4]}"
         xs = sorted({where(d) for d in members}, key=lambda b: (b == "(no build shown)", build_order_key(b)))
     else:
@@ -216,17 +216,13 @@ def _row(r: BucketHistory, v: Verdict | None, notes: Sequence[BucketNote]) -> st
         f'<td data-value="{conf_rank}">{_e(r.confidence) or "&ndash;"}</td>',
         f'<td class="num" data-value="{r.count}">{r.count}</td>',
         f'<td class="num" data-value="{len(r.hosts)}" title="{_e(" ".join(r.hosts))}">{len(r.hosts)}</td>',
-        f'<td data-value="{_e(r.first_seen)}">{_e(_when(r.first_seen))}</td>',
-        f'<td data-value="{_e(r.last_seen)}">{_e(_when(r.last_seen))}</td>',
+        f'<td data-value="{_e(r.first_seen)}">{_e(when_text(r.first_seen))}</td>',
+        f'<td data-value="{_e(r.last_seen)}">{_e(when_text(r.last_seen))}</td>',
         f"<td>{builds if r.first_build else '&ndash;'}</td>",
         f"<td>{fix}</td>",
         f"<td>{_links(r, v, [n for n in notes if n.key == r.key or n.key in r.buckets])}</td>",
     ]
     return f'<tr class="bucket" id="row-{_e(r.group)}-{_e(r.key)}">' + "".join(cells) + "</tr>"
-
-
-def _when(stamp: str) -> str:
-    return stamp[:16].replace("T", " ")  # '2026-12-04T16:55:28Z' -> '2026-12-04 16:55'
 
 
 def _links(r: BucketHistory, v: Verdict | None, notes: Sequence[BucketNote]) -> str:
