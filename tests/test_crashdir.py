@@ -90,8 +90,16 @@ def test_identity_follows_size_mtime_and_uuid(tmp_path: Path) -> None:
     write_dump(tmp_path / "vmcore.0", "h", "uuid-b")  # same size
     os.utime(tmp_path / "vmcore.0", ns=(st.st_atime_ns, st.st_mtime_ns))
     assert identity(d) != key  # only the UUID differs
+    write_dump(tmp_path / "vmcore.0", "h", "uuid-a")  # the first dump's bytes again: its key again
+    os.utime(tmp_path / "vmcore.0", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert identity(d) == key
     os.utime(tmp_path / "vmcore.0", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert len({identity(d), key}) == 2
+    assert len({identity(d), key}) == 2  # only the mtime differs
+    os.utime(tmp_path / "vmcore.0", ns=(st.st_atime_ns, st.st_mtime_ns))
+    with open(tmp_path / "vmcore.0", "ab") as f:
+        f.write(b"\0")  # past the header: the UUID stays
+    os.utime(tmp_path / "vmcore.0", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert identity(d) != key  # only the size differs
 
 
 def test_a_directory_given_twice_lists_its_dumps_twice(tmp_path: Path) -> None:
