@@ -146,11 +146,15 @@ def test_triage_expectations(path: Path) -> None:
         assert (v.fix.status.value if v.fix else "none") == want
     for want in exp.all("HINT"):
         assert any(want in h.command for h in v.hints), f"no hint containing {want!r} in {v.hints}"
+    if exp.all("NOT_HINT"):  # 'no hint says X' means something only where hints are printed at all
+        assert v.hints, "NOT_HINT is checked against an empty hint list"
     for unwanted in exp.all("NOT_HINT"):
         assert not any(unwanted in h.command for h in v.hints), f"a hint contains {unwanted!r}: {v.hints}"
     events = [e.text for e in v.events]
     for want in exp.all("EVENT"):
         assert any(want in e for e in events), f"no event containing {want!r} in {events}"
+    if exp.all("NOT_EVENT"):
+        assert events, "NOT_EVENT is checked against an empty sequence of events"
     for unwanted in exp.all("NOT_EVENT"):
         assert not any(unwanted in e for e in events), f"an event contains {unwanted!r}: {events}"
     text = render_verdict_text(v)

@@ -159,16 +159,22 @@ ffffff000f832990 cbe_xcall_handler+0x30(0, 0)
 
 
 def test_no_hint_for_output_already_in_the_transcript(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    # ::stacks -c cyclic_remove_here ran (line 18): not suggested again, in any pipeline
-    assert not any(c.startswith("::stacks -c cyclic_remove_here") for c in hint_commands(triage(STACKS_ONLY, capsys)))
+    # ::stacks -c cyclic_remove_here ran (line 18): not suggested again, in any pipeline; the other hints
+    # are printed (an empty hint list would pass every 'not suggested' below)
+    commands = hint_commands(triage(STACKS_ONLY, capsys))
+    assert commands
+    assert not any(c.startswith("::stacks -c cyclic_remove_here") for c in commands)
     # a message-only (possible) match whose transcript has $C: $C is not suggested
     path = tmp_path / "message-only.txt"
     path.write_text(_MESSAGE_ONLY)
     out = triage(path, capsys)
     assert "(possible)" in out
+    assert hint_commands(out)
     assert "$C" not in hint_commands(out)
     # the other-cpu remover's ::findstack -v ran (line 18): not suggested for it
-    assert "fffffe55d37b8080::findstack -v" not in hint_commands(triage(OTHER_CPU, capsys))
+    commands = hint_commands(triage(OTHER_CPU, capsys))
+    assert commands
+    assert "fffffe55d37b8080::findstack -v" not in commands
 
 
 def test_hints_carry_the_dumps_values(capsys: pytest.CaptureFixture[str]) -> None:
