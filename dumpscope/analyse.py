@@ -66,8 +66,9 @@ def analyse_dump(dump: DumpFiles, options: Options = DEFAULT_OPTIONS) -> Verdict
     return dump_verdict(dump, options)[0]
 
 
-def dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
-    """(verdict, cacheable) of a crash dump.
+def dump_verdict(dump: DumpFiles, options: Options, key: str | None = None) -> tuple[Verdict, bool]:
+    """(verdict, cacheable) of a crash dump; `key` is its crashdir.identity when the caller has it
+    already (it stats every file of the dump and reads its header).
 
     Runs `savecore -f vmdump.N DIR` first when only the compressed dump exists, then `mdb -e` with
     the first-pass dcmds (mdb.first_pass), triages what mdb printed, and when the verdict's hints
@@ -79,12 +80,12 @@ def dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
     (no mdb, a timeout, savecore out of space).
     """
     try:
-        return _dump_verdict(dump, options)
+        return _dump_verdict(dump, options, key)
     except Exception as exc:  # noqa: BLE001 - one bad dump must not stop the others
         return _error(dump, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]), False
 
 
-def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
+def _dump_verdict(dump: DumpFiles, options: Options, key: str | None) -> tuple[Verdict, bool]:
     if dump.problem is not None:
         return _error(dump, dump.problem), False
     sigs = options.signatures()
@@ -95,7 +96,7 @@ def _dump_verdict(dump: DumpFiles, options: Options) -> tuple[Verdict, bool]:
     # One analysis of a dump at a time (a directory given twice, two runs at once): the second waits
     # and then reads what the first saved, rather than expanding and reading the dump again.
     with _locked(os.path.join(tools.work, "runs", os.path.basename(transcript_path(dump, tools)) + ".lock")):
-        return _analysed(dump, sigs, tools, commands)
+        return _analysed(dump, sigs, tools, commands, key or identity(dump))
 
 
 @contextlib.contextmanager
@@ -118,8 +119,9 @@ def _locked(path: str) -> Iterator[None]:
         yield
 
 
-def _analysed(dump: DumpFiles, sigs: SignatureSet, tools: Tools, commands: Sequence[str]) -> tuple[Verdict, bool]:
-    session = _Session(dump, tools, identity(dump))
+def _analysed(dump: DumpFiles, sigs: SignatureSet, tools: Tools, commands: Sequence[str],
+              key: str) -> tuple[Verdict, bool]:
+    session = _Session(dump, tools, key)
     if session.failed:
         return _error(dump, session.failed, (session.reused(),)), True
     notes: list[str] = []

@@ -141,7 +141,7 @@ def _process_dump(dump: DumpFiles, state: _State) -> _Result:
         doc = state.cache.get_json(key)
         if doc is not None:
             return _HIT, doc, key, (), None
-    v, cacheable = dump_verdict(dump, state.options)
+    v, cacheable = dump_verdict(dump, state.options, key)
     if state.compact and cacheable:
         return _FRESH_DOC, brief_of(v), key, (), content_json(v)
     return _FRESH, v, key, (), content_json(v) if state.caching and cacheable else None
