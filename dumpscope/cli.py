@@ -175,6 +175,12 @@ class Format(StrEnum):
     markdown = "markdown"
 
 
+# history.DEFAULT_QUIET_DAYS, written here because importing history loads sqlite3 for every command;
+# tests/test_history.py checks that the two agree
+QUIET_DAYS = 30
+QuietDaysOpt = Annotated[int, typer.Option(
+    "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
+
 DbOpt = Annotated[
     Optional[str],
     typer.Option("--db", metavar="PATH", envvar="DUMPSCOPE_DB",
@@ -300,8 +306,6 @@ def triage_cmd(
     stdin_bytes: bytes | None = None
     stdin = None
     if quote and "-" in given:
-        import io
-
         from dumpscope.sources import DEFAULT_MAX_BYTES
 
         stdin_bytes = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
@@ -459,8 +463,6 @@ def _open_cache(path: str, options):  # type: ignore[no-untyped-def]
 def _transcript_lines(source: str, stdin_bytes: bytes | None, dumps, tools) -> list[str] | None:  # type: ignore[no-untyped-def]
     # --explain quotes transcript lines: read the input again (stdin was kept in memory); a dump's
     # lines are those of the transcript mdb printed, as saved.
-    import io
-
     from dumpscope.lexer import split_lines
     from dumpscope.sources import STDIN_NAME, read_source
 
@@ -511,9 +513,7 @@ def history_cmd(
         "2026-12-01T06:00 (UTC unless an offset is given), or a span back from now: 7d, 2w.",
         show_default=False)] = None,
     fmt: Annotated[HistoryFormat, typer.Option("--format", "-f", help="Output format.")] = HistoryFormat.text,
-    quiet_days: Annotated[int, typer.Option(
-        "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
-    = 30,
+    quiet_days: QuietDaysOpt = QUIET_DAYS,
     signatures: SignaturesOpt = None,
 ) -> int:
     """list crash history per signature and bucket, with new and regressed crashes.
@@ -547,9 +547,7 @@ def report_cmd(
     db: DbOpt = None,
     output: Annotated[str, typer.Option(
         "--output", "-o", metavar="FILE", help="Where to write the HTML report ('-': standard output).")] = "-",
-    quiet_days: Annotated[int, typer.Option(
-        "--quiet-days", min=1, metavar="N", help="A signature or bucket with no new dump for N days is quiet.")]
-    = 30,
+    quiet_days: QuietDaysOpt = QUIET_DAYS,
     signatures: SignaturesOpt = None,
 ) -> int:
     """write an HTML report of the crash history.

@@ -259,3 +259,9 @@ def test_history_csv_cells_from_transcripts_never_start_a_formula(tmp_path: Path
     (row,) = list(csv.DictReader(io.StringIO(out)))
     assert rc == 0 and row["hosts"] == "'=HYPERLINK(\"http://x\")"
     assert row["first_build"] == row["last_build"] == "'@SUM(1+1)"
+
+
+def test_the_cli_quiet_days_default_is_the_history_default() -> None:
+    from dumpscope import cli, history
+
+    assert cli.QUIET_DAYS == history.DEFAULT_QUIET_DAYS
