@@ -29,6 +29,7 @@ __all__ = [
     "dec_value",
     "decode_label",
     "hex_value",
+    "location",
     "needs_cleaning",
     "offset_value",
     "split_lines",
@@ -92,7 +93,9 @@ def split_lines(text: str) -> list[str]:
 
 def needs_cleaning(text: str) -> bool:
     """True when the text holds any paste artefact clean_line() removes (most mdb output has none)."""
-    return any(artefact in text for artefact in _ARTEFACTS)
+    # a one-character search runs at memory speed and a longer one does not (here 0.1 µs against
+    # 3-5 µs for 5 KB): most transcripts hold none of the artefacts' first characters but '<' or '['
+    return any(artefact[0] in text and artefact in text for artefact in _ARTEFACTS)
 
 
 def clean_line(line: str) -> str:
@@ -184,32 +187,42 @@ def split_symbol(sym: str) -> tuple[str, str | None]:
 
 
 @lru_cache(maxsize=65536)
+def location(symbol: str, offset: str | None) -> tuple[str, str | None, int | None]:
+    """(function, module, offset) of a symbol and the offset text after its '+' as mdb prints them:
+    ('unix`swtch', '0x141') -> ('swtch', 'unix', 321); offset None when not printed or unreadable.
+    Cached for the same reason as split_symbol: ::stacks repeats the same frames in every group."""
+    return (*split_symbol(symbol), offset_value(offset))
+
+
 def decode_label(label: str) -> tuple[str, str | None, int | None]:
     """(function, module, offset) of a location as mdb prints it: 'swtch+0x141', 'unix`swtch+8',
     'vpanic' (offset None)."""
     symbol, _, off = label.partition("+")  # a symbol holds no "+"
-    return (*split_symbol(symbol), offset_value(off))
+    return location(symbol, off)
 
 
 def _frame(line: int, kind: str, m: dict[str, Any], args_text: str | None) -> Frame:
     """The Frame of a frame line, from its terminal's groups: every frame of every format is built here.
     `args_text` is the argument list, joined when it was wrapped onto further lines."""
     if kind == "FRAME":  # $C, $c, ::stack, ::findstack -v: [fp] [mod`]func[+off](args)
-        fp, off, neg = m["fp"], m["off"], m["neg"]
-        offset = offset_value(off) if off else -(offset_value(neg) or 0) if neg else None
-        return Frame(line, *split_symbol(m["sym"]), offset, _args(args_text), int(fp, 16) if fp else None)
+        fp, neg = m["fp"], m["neg"]
+        where = location(m["sym"], m["off"])
+        if neg:  # 'func-0x10': a location before the symbol
+            where = (where[0], where[1], -(offset_value(neg) or 0))
+        return Frame(line, *where, _args(args_text), int(fp, 16) if fp else None)
     if kind == "STACKS_FRAME":  # "  cv_wait+0x74": no arguments, no pointer column
-        return Frame(line, *split_symbol(m["sym"]), offset_value(m["off"]), None, None)
+        return Frame(line, *location(m["sym"], m["off"]), None, None)
     if kind == "BRACKET":  # "[ sp func+off() ]": the saved pc of a ::findstack thread
         return Frame(line, *decode_label(m["sym"]), (), hex_value(m["sp"]))
-    fp = int(m["fp"], 16)
+    pointer = int(m["fp"], 16)
     if kind == "TRUNCATED_FRAME":  # cut off at the end of the input: only the arguments a comma ended
         off, args = m["off"], m["args"]
         offset = offset_value(off) if off and off not in ("0x", "x") else None
-        return Frame(line, m["func"], m["mod"], offset, None if args is None else _args(args.rpartition(",")[0]), fp)
+        return Frame(line, m["func"], m["mod"], offset, None if args is None else _args(args.rpartition(",")[0]),
+                     pointer)
     if m["func"] is None:  # CONSOLE_FRAME with a bare pc
-        return Frame(line, "0x" + m["pc"].lower(), None, None, _args(args_text), fp)
-    return Frame(line, m["func"], m["mod"], offset_value(m["off"]), _args(args_text), fp)
+        return Frame(line, "0x" + m["pc"].lower(), None, None, _args(args_text), pointer)
+    return Frame(line, m["func"], m["mod"], offset_value(m["off"]), _args(args_text), pointer)
 
 
 def _continuation(line: str) -> tuple[str, bool] | None:
@@ -238,6 +251,37 @@ def _note_overlong(data: LexInput, line: int, m: dict[str, Any], args_text: str 
         data.notes.append(f"line {line}: offset '+{off[:20]}' is not one mdb prints; the offset is unknown")
 
 
+# The indentation nearly every terminal starts with. Possessive, it takes all the leading blanks in
+# one way only, so taking it once before the branches reads exactly what taking it in each does.
+_INDENT = r"^[ \t]*+"
+
+
+def _alternation(patterns: dict[str, str]) -> re.Pattern[str]:
+    """One regex that finds, in one call in C, the first terminal (in the dict's priority order) that
+    matches a line: `lastgroup` names it. The terminal's own regex then gives the line's groups.
+
+    re tries the branches of an alternation in order, so the first branch that matches is the first
+    terminal that does (as Lark's own lexers find them). Each branch ends in an empty group named
+    for its terminal, and its own groups do not capture (names may not repeat, and captures cost);
+    so a branch starts with its terminal's first character test, which lets re pass over a branch
+    whose first character cannot match without entering it. Consecutive terminals that start
+    with _INDENT share one copy of it."""
+    branches: list[str] = []
+    shared: list[str] = []  # branches after the shared indentation, not yet closed
+    for name, pattern in patterns.items():
+        body = _NAMED_GROUP.sub("(?:", pattern)
+        if body.startswith(_INDENT):
+            shared.append(f"{body[len(_INDENT):]}(?P<{name}>)")
+            continue
+        if shared:
+            branches.append(f"{_INDENT}(?:{'|'.join(shared)})")
+            shared = []
+        branches.append(f"(?:{body})(?P<{name}>)")
+    if shared:
+        branches.append(f"{_INDENT}(?:{'|'.join(shared)})")
+    return re.compile("|".join(branches))
+
+
 def _token(kind: str, payload: Any) -> Token:
     tok = Token(kind, "")  # Token is a str: its text stays empty, the payload is its value
     tok.value = payload
@@ -257,12 +301,7 @@ class LineLexer(Lexer):
         # each terminal's own regex, compiled when a line of its kind first turns up (a transcript
         # shows a few kinds; compiling all of them is a third of a short run's lexer set-up)
         self._own: dict[str, re.Pattern[str]] = {}
-        # One alternation of every terminal in priority order: re tries the branches in order, so the
-        # first branch that matches is the first terminal that does, found in one call in C (as
-        # Lark's own lexers do); that terminal's own regex then gives the line's groups. The
-        # branches' own groups do not capture (names may not repeat, and captures double the cost).
-        self._first = re.compile("|".join(f"(?P<{name}>{_NAMED_GROUP.sub('(?:', pattern)})"
-                                          for name, pattern in self._patterns.items() if name != "OTHER"))
+        self._first = _alternation({name: p for name, p in self._patterns.items() if name != "OTHER"})
         # Transcripts repeat lines verbatim (every ::stacks group ends in the same "swtch+0x141 ...
         # thread_start+8" frames): each distinct line is classified once. The groups are shared
         # between the lines, and nothing changes them.

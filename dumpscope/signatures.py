@@ -1316,9 +1316,12 @@ def fill_template(template: str, values: Mapping[str, str]) -> str:
     return template.format_map(_Unknown(values))
 
 
-def template_fields(template: str) -> list[str]:
+# A signature's few templates are filled for every dump it matches (each event, three times over):
+# each is parsed once.
+@functools.lru_cache(maxsize=1024)
+def template_fields(template: str) -> tuple[str, ...]:
     """The field names of a template, in order."""
-    return [f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f]
+    return tuple(f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f)
 
 
 def fill_story(template: str, values: Mapping[str, str]) -> tuple[str | None, list[str]]:
