@@ -101,8 +101,11 @@ def frame_to_json(f: Frame) -> dict[str, Any]:
 
 
 def _stack_json(s: Stack) -> dict[str, Any]:
+    # types: Solaris 11.4 typed frames, one entry per frame (empty when the stack printed no types)
     return {"line": s.line, "command": s.command, "console": s.console,
-            "frames": [frame_to_json(f) for f in s.frames]}
+            "frames": [frame_to_json(f) for f in s.frames],
+            "types": [{"return": ret, "args": list(args)} for ret, args in s.types],
+            "trap_frame": s.trap_frame}
 
 
 def _thread_json(t: Thread) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from dumpscope.bucket import NO_CRASH_TITLE, UNREADABLE_TITLE, bucket, recursion
 from dumpscope.cli import main
 from dumpscope.dump import Frame
 from dumpscope.parse import parse_transcript
+from dumpscope.render import dump_to_json
 from dumpscope.triage import nothing_usable, signature_bucket, triage_text
 
 
@@ -116,6 +117,21 @@ def test_typed_frames_keep_values_and_types_as_text() -> None:
     assert st.frames[3].args == (0x2a106a655e0,)
     assert st.types[3] == ("int", ("vnode_t **", None, None, None, None, None))
     assert st.trap_frame == 0
+
+
+def test_parse_json_keeps_the_types_as_text_beside_the_values() -> None:
+    # read off _SOLARIS_114: frame 2 'int genunix:fsop_root+0x10((vfs_t *)0x..., (vnode_t **)0x...)',
+    # frame 3 with five empty slots after its first argument, '<trap>' on frame 0
+    doc = dump_to_json(parse_transcript(_SOLARIS_114), "<input>")
+    (stack,) = doc["stacks"]
+    assert len(stack["types"]) == len(stack["frames"]) == 4
+    assert stack["types"][2] == {"return": "int", "args": ["vfs_t *", "vnode_t **"]}
+    assert stack["types"][3] == {"return": "int", "args": ["vnode_t **", None, None, None, None, None]}
+    assert stack["frames"][2]["args"] == ["640050574b70", "2a106a65500"]
+    assert stack["trap_frame"] == 0
+    # an untyped stack says so with an empty list
+    plain = dump_to_json(parse_transcript("> $C\nffffff000f832950 vpanic()\nffffff000f832960 panic+0x9c()\n"), "<input>")
+    assert plain["stacks"][0]["types"] == [] and plain["stacks"][0]["trap_frame"] is None
 
 
 def test_solaris_114_trap_data_is_a_trap_record_with_the_pc_symbol() -> None:
