@@ -46,6 +46,10 @@ _FRAME_RUNS = {"FRAME", "CONSOLE_FRAME", "STACKS_FRAME"}
 _LINE_RUNS = {"OTHER", "STACKS_GROUP"}
 # Status keys that end a wrapped "panic message:" (mdb prints them after it).
 _AFTER_PANIC = {"dump content", "build version", "image uuid"}
+# Terminals tried only on a line holding the given text, which every line they match holds: a plain
+# substring test rejects most lines at once, where the regex would scan them (SHELL_MDB's lookahead
+# did that once, but lookaround is not linear in general; tests/test_regex_safety.py refuses it).
+_ONLY_WITH = {"SHELL_MDB": "mdb"}
 # What clean_line() removes, by a substring each holds.
 _ARTEFACTS = ("\r", "\x1b", "<br", "<BR", "[ID ", "```", "~~~")
 
@@ -301,7 +305,13 @@ class LineLexer(Lexer):
         # each terminal's own regex, compiled when a line of its kind first turns up (a transcript
         # shows a few kinds; compiling all of them is a third of a short run's lexer set-up)
         self._own: dict[str, re.Pattern[str]] = {}
-        self._first = _alternation({name: p for name, p in self._patterns.items() if name != "OTHER"})
+        # The terminals of _ONLY_WITH are left out of it and tried after it, on the lines holding their
+        # text, when the terminal it found (if any) comes after them in the order.
+        self._first = _alternation({name: p for name, p in self._patterns.items()
+                                    if name != "OTHER" and name not in _ONLY_WITH})
+        self._rank = {name: i for i, name in enumerate(self._patterns)}
+        self._gated = tuple(sorted(((name, text) for name, text in _ONLY_WITH.items() if name in self._patterns),
+                                   key=lambda gate: self._rank[gate[0]]))
         # Transcripts repeat lines verbatim (every ::stacks group ends in the same "swtch+0x141 ...
         # thread_start+8" frames): each distinct line is classified once. The groups are shared
         # between the lines, and nothing changes them.
@@ -323,10 +333,18 @@ class LineLexer(Lexer):
         if len(line) > MAX_LINE:
             return "OTHER", None
         m = self._first.match(line)
-        if m is None:
+        kind: str = "OTHER" if m is None else m.lastgroup  # type: ignore[assignment]  # every branch is named
+        kind = self._gated_kind(line, kind)
+        if kind == "OTHER":
             return "OTHER", None
-        kind: str = m.lastgroup  # type: ignore[assignment]  # every branch is a named group
         return kind, self.regex(kind).match(line).groupdict()  # type: ignore[union-attr]  # it matched
+
+    def _gated_kind(self, line: str, kind: str) -> str:
+        # the first of the _ONLY_WITH terminals ranked before `kind` that matches the line, else `kind`
+        for name, text in self._gated:
+            if text in line and self._rank[name] < self._rank[kind] and self.regex(name).match(line):
+                return name
+        return kind
 
     def regex(self, kind: str) -> re.Pattern[str]:
         """The compiled regex of one terminal."""

@@ -241,7 +241,8 @@ class _Build:
 
     def panicinfo(self, c: list[Token]) -> _Item:
         start, end = _span(c)
-        fields = tuple((t.value.groups["name"], t.value.groups["value"]) for t in c)
+        # (the name group holds the blanks that pad the name to column 16: see grammars/panicinfo.lark)
+        fields = tuple((t.value.groups["name"].lstrip(" "), t.value.groups["value"]) for t in c)
         return _Item(SectionKind.PANICINFO, start, end, fields)
 
     def cpuinfo(self, c: list[Token]) -> _Item:

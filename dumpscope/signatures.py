@@ -335,12 +335,16 @@ def check_regex(pattern: str, max_length: int | None = MAX_PATTERN_LENGTH) -> st
     """Why a pattern could make matching super-linear, or None when it is safe.
 
     Rejected: backreferences, lookaround, a repeat inside a repeat (`(a+)+`, `(.*)*`), an
-    alternation inside a repeat (`(a|ab)*`), and two unbounded repeats with nothing between them
+    optional part inside a repeat (`(?:a?a)*`: exponential, one way per choice of each iteration),
+    an alternation inside a repeat (`(a|ab)*`), and two unbounded repeats with nothing between them
     but what may match nothing, when some character could be taken by either (`[^x]*[^y]*`,
-    `\\d+\\w*`, `a*b?a*`): those are the shapes that make a backtracking engine explode (the
-    last one polynomially: the engine tries every way to share a run between the repeats). Together
-    with MAX_SUBJECT_LENGTH this keeps matching cheap on long lines. `max_length` (None: no limit)
-    lets the project hold its own longer line regexes to the same rules.
+    `\\d+\\w*`, `a*b?a*`, and `[^x]*[^y]*+` too): those are the shapes that make a backtracking
+    engine explode (the last one polynomially: the engine tries every way to share a run between
+    the repeats). Accepted because they cannot: a possessive repeat inside a repeat (`(?:,[^,]*+)*`:
+    it never gives back, so an iteration matches in one way only), and an alternation of plain
+    strings none of which begins another (`(?:long|short) )*`: at most one of them matches at any
+    place). Together with MAX_SUBJECT_LENGTH this keeps matching cheap on long lines. `max_length`
+    (None: no limit) lets the project hold its own longer line regexes to the same rules.
     """
     if not pattern:
         return "empty pattern"
@@ -350,7 +354,7 @@ def check_regex(pattern: str, max_length: int | None = MAX_PATTERN_LENGTH) -> st
         parsed = _sre_parse.parse(pattern)
     except re.error as exc:
         return f"invalid regular expression: {exc}"
-    why = _walk(list(parsed), in_repeat=False)
+    why = _walk(list(parsed), in_repeat=False, flags=parsed.state.flags)
     if why:
         return why
     try:
@@ -365,7 +369,11 @@ _BACKREFS = {op for op in (getattr(_sre_c, n, None) for n in ("GROUPREF", "GROUP
 _LOOKAROUND = {_sre_c.ASSERT, _sre_c.ASSERT_NOT}
 
 
-def _walk(items: Sequence[Any], in_repeat: bool) -> str | None:
+_POSSESSIVE = getattr(_sre_c, "POSSESSIVE_REPEAT", None)
+_ATOMIC = getattr(_sre_c, "ATOMIC_GROUP", None)
+
+
+def _walk(items: Sequence[Any], in_repeat: bool, flags: int = 0) -> str | None:
     for op, av in items:
         if op in _BACKREFS:
             return "backreferences are not allowed"
@@ -373,27 +381,45 @@ def _walk(items: Sequence[Any], in_repeat: bool) -> str | None:
             return "lookahead/lookbehind is not allowed"
         if op in _REPEATS:
             _lo, hi, sub = av
-            if in_repeat and hi != 1:
+            # a possessive repeat never gives back: whatever holds it, it matches in one way only
+            if in_repeat and hi != 1 and op != _POSSESSIVE:
                 return "nested quantifier (a repeat inside a repeat) can be super-linear"
-            why = _walk(list(sub), in_repeat or hi != 1)
+            if in_repeat and op != _POSSESSIVE:  # 'x?' in a repeat: each iteration may take it or not
+                return "an optional part inside a repeat can be super-linear (`(?:a?a)*`); make it possessive (`a?+`)"
+            why = _walk(list(sub), in_repeat or hi != 1, flags)
             if why:
                 return why
-        elif op == _sre_c.SUBPATTERN:
-            why = _walk(list(av[-1]), in_repeat)
+        elif op == _sre_c.SUBPATTERN:  # (group, flags it adds, flags it removes, body): '(?i:...)'
+            why = _walk(list(av[-1]), in_repeat, (flags | av[1]) & ~av[2])
             if why:
                 return why
         elif op == _sre_c.BRANCH:
-            if in_repeat:
+            if in_repeat and not _prefix_free_strings(av[1], flags):
                 return "alternation inside a repeat can be super-linear; use a character class"
             for branch in av[1]:
-                why = _walk(list(branch), in_repeat)
+                why = _walk(list(branch), in_repeat, flags)
                 if why:
                     return why
-        elif op == getattr(_sre_c, "ATOMIC_GROUP", None):
-            why = _walk(list(av), in_repeat)
+        elif op == _ATOMIC:
+            why = _walk(list(av), in_repeat, flags)
             if why:
                 return why
     return None
+
+
+def _prefix_free_strings(branches: Sequence[Any], flags: int) -> bool:
+    # Branches that are plain strings, none the beginning of another: at any place at most one of
+    # them can match, so a repeat of them splits its text in one way only. (Not under IGNORECASE,
+    # where two different strings can match the same text.)
+    if flags & re.IGNORECASE:
+        return False
+    words = []
+    for branch in branches:
+        if not all(op == _sre_c.LITERAL for op, _av in branch):
+            return False
+        words.append(tuple(av for _op, av in branch))
+    words.sort()
+    return all(words[i] != words[i + 1][: len(words[i])] for i in range(len(words) - 1))
 
 
 class _Overlap(Exception):
@@ -469,7 +495,7 @@ class _Chars:
             elif op == _sre_c.BRANCH:
                 for branch in av[1]:
                     bits |= self.of(branch)
-            elif op == getattr(_sre_c, "ATOMIC_GROUP", None):
+            elif op == _ATOMIC:
                 bits |= self.of(av)
             elif op not in (_sre_c.AT,):
                 bits |= self._ALL
@@ -483,6 +509,8 @@ def _may_be_empty(items: Sequence[Any]) -> bool:
         if op in _REPEATS and av[0] == 0:
             continue
         if op == _sre_c.SUBPATTERN and _may_be_empty(av[-1]):
+            continue
+        if op == _ATOMIC and _may_be_empty(av):
             continue
         if op == _sre_c.BRANCH and any(_may_be_empty(b) for b in av[1]):
             continue
@@ -516,7 +544,18 @@ def _adjacent(items: Sequence[Any], open_sets: list[int], chars: _Chars) -> list
             for branch in av[1]:
                 merged += _adjacent(branch, list(open_sets), chars)
             open_sets = merged
-        else:  # one character, or a possessive repeat or an atomic group (they never give back)
+        elif op == _POSSESSIVE or op == _ATOMIC:
+            # It never gives back once matched, so nothing after it can share its characters; but the
+            # open repeats before it can still give it theirs, one at a time (`[^x]*[^y]*+!`).
+            body = av[2] if op == _POSSESSIVE else av
+            if op == _POSSESSIVE and av[1] == _sre_c.MAXREPEAT:
+                mine = chars.of(body)
+                if any(mine & other for other in open_sets):
+                    raise _Overlap("two unbounded repeats side by side can take the same characters "
+                                   "(polynomial backtracking); make their character sets disjoint")
+            _adjacent(body, list(open_sets), chars)  # what is inside backtracks while it matches
+            open_sets = open_sets if _may_be_empty([(op, av)]) else []
+        else:  # one character
             open_sets = open_sets if _may_be_empty([(op, av)]) else []
     return open_sets
 

@@ -77,36 +77,16 @@ def test_the_finding_finds_what_we_know_is_there() -> None:
     assert any(w.startswith("signature ") for w in where) and "irrelevant_frames.txt" in where
 
 
-# Not rewritten yet (issue 18 stays open for them): grammar terminals of the issue 12 and 13 parsers
-# as they landed, and one lexer helper. Several take a value and then trailing blanks with two
-# repeats that share the blanks (the seven '(?P<msg>.*?)[ \t]*$' terminals were rewritten as
-# '[ \t]*+(?P<msg>(?:.*[^ \t])?)[ \t]*$', which reads the same text); FRAME, FMA_STACK and
-# TRAP_REGISTER repeat a group that holds a repeat; PANICINFO_FIELD, SHELL_MDB and flattened._SPLIT
-# look around. Every line is cut at 64 KiB before a terminal runs, which bounds them
-# today. The list may only shrink: the second test fails for an entry that passes, so a rewrite
-# removes it.
-KNOWN_UNSAFE = frozenset({
-    "flattened._SPLIT", "terminal CONSOLE_FRAME", "terminal CPUINFO_ROW", "terminal FMA_MEMBER", "terminal FMA_STACK", "terminal FRAME", "terminal PANICINFO_FIELD", "terminal SHELL_MDB",
-    "terminal TRAP_PC", "terminal TRAP_REGISTER", "terminal TRUNCATED_FRAME", "terminal TYPED_FRAME",
-})
-_CHECKED = sorted(p for p in ALL if ALL[p] not in KNOWN_UNSAFE)
-_PENDING = sorted(p for p in ALL if ALL[p] in KNOWN_UNSAFE)
+_PATTERNS = sorted(ALL)
 
 
-@pytest.mark.parametrize("pattern", _CHECKED, ids=[ALL[p] for p in _CHECKED])
+@pytest.mark.parametrize("pattern", _PATTERNS, ids=[ALL[p] for p in _PATTERNS])
 def test_every_shipped_regex_passes_the_safety_check(pattern: str) -> None:
-    # as strict as the signature loader's (nested or alternated repeats, backreferences, lookaround,
-    # adjacent unbounded repeats sharing a character), without its 300-character length cap
+    # as strict as the signature loader's (nested or alternated repeats, optional parts in repeats,
+    # backreferences, lookaround, adjacent unbounded repeats sharing a character), without its
+    # 300-character length cap. There are no exemptions: a regex that would repeat a group of repeats
+    # uses possessive ones, and one that would look around leaves that to plain code (flattened.py).
     assert check_regex(pattern, max_length=None) is None, (ALL[pattern], pattern)
-
-
-@pytest.mark.parametrize("pattern", _PENDING, ids=[ALL[p] for p in _PENDING])
-def test_the_known_unsafe_list_only_shrinks(pattern: str) -> None:
-    assert check_regex(pattern, max_length=None) is not None, f"{ALL[pattern]} passes now: drop it from KNOWN_UNSAFE"
-
-
-def test_every_known_unsafe_entry_still_exists() -> None:
-    assert KNOWN_UNSAFE <= set(ALL.values())
 
 
 # -- long near-miss lines: the work grows with the line, not faster ----------------------------------
@@ -115,8 +95,8 @@ def test_every_known_unsafe_entry_still_exists() -> None:
 # then ends in a NUL, which no terminal accepts, so every way to match is tried and refused.
 _STARTS = ("", "  ", "ffffff000f832950 ", "ffffff000f832950 f+0x1(", "panic[cpu0]/thread=ffffff000f832950: ",
            "stack pointer for thread ", "panic message: ", "BAD TRAP: type=e ", "PC: f  CMD: ", "    cpu ",
-           "genunix:f+1c (", "> ")
-_RUNS = (" ", "\t", "(", "f+0x1(", "0", "a", ", 1", ": ", "x ")
+           "genunix:f+1c (", "> ", "# ", "* panicstack = ", "rax: 1 ")
+_RUNS = (" ", "\t", "(", "f+0x1(", "0", "a", ", 1", ": ", "x ", "# echo ", "| ", "m:f+1 () | ", "rax: 1 ")
 
 
 def _cost(rx: re.Pattern[str], n: int) -> float:
@@ -139,8 +119,6 @@ def test_terminals_on_long_near_miss_lines_grow_linearly_like_the_baseline() -> 
     base_growth = _cost(baseline, 4 * n) / max(_cost(baseline, n), 1e-6)
     slow = []
     for t in transcript_parser().terminals:
-        if f"terminal {t.name}" in KNOWN_UNSAFE:
-            continue  # quadratic today, as the check says (see KNOWN_UNSAFE)
         rx = re.compile(t.pattern.to_regexp())
         small, big = _cost(rx, n), _cost(rx, 4 * n)
         if big > 1e-3 and big / max(small, 1e-6) > 3 * max(base_growth, 4.0):

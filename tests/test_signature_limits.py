@@ -131,6 +131,40 @@ def test_disjoint_or_separated_repeats_pass(pattern: str) -> None:
     assert check_regex(pattern) is None
 
 
+# -- possessive repeats, atomic groups, alternations and optional parts inside repeats --------------
+
+
+@pytest.mark.parametrize("pattern", [
+    r"[^x]*[^y]*+!", r"[^x]*[^y]++!",  # the possessive one cannot give back, but the one before it can
+    r"[^x]*(?>[^y]*)!", r"(?>[^x]*[^y]*)!",  # an atomic group backtracks inside while it matches
+    r"(?:\([^()]*+\))*[^)]*!",  # a repeat of possessive parts is still a repeat, with its characters
+])
+def test_possessive_and_atomic_parts_still_count_as_adjacent_repeats(pattern: str) -> None:
+    assert check_regex(pattern) == ("two unbounded repeats side by side can take the same characters "
+                                    "(polynomial backtracking); make their character sets disjoint")
+
+
+@pytest.mark.parametrize(("pattern", "why"), [
+    (r"(?:\([^()]*\))*", "nested quantifier"),  # the inner repeat can give back
+    (r"(?:a|ab)*", "alternation inside a repeat"), (r"(?:ab|a.)*", "alternation inside a repeat"),
+    (r"(?:(?i:ab|AB) )*", "alternation inside a repeat"),  # two strings, one text under IGNORECASE
+    (r"(?:a?a)*X", "an optional part inside a repeat"),  # exponential: over a second on 36 a's
+    (r"(?:ab??)+X", "an optional part inside a repeat"),
+])
+def test_ambiguous_repeat_bodies_are_refused(pattern: str, why: str) -> None:
+    assert (check_regex(pattern) or "").startswith(why), check_regex(pattern)
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(?:::[\w.$]++)*+\(",  # each iteration matches in one way: the inner repeat never gives back
+    r"\([^()]*+(?:\([^()]*+\)[^()]*+)*+\)",  # an argument list with one level of parentheses
+    r"(?:(?:unsigned|signed|long|short) )*[A-Za-z_]\w*",  # none of the strings begins another
+    r"(?:a?+a)*X",  # the optional part is possessive
+])
+def test_repeat_bodies_that_match_in_one_way_pass(pattern: str) -> None:
+    assert check_regex(pattern) is None
+
+
 def test_the_rule_refuses_the_shape_in_a_signature_file_with_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "cube.toml"
     path.write_text(_HEAD.replace("'^boom'", "'[^x]*[^y]*[^z]*!'").format(id="cube") + _FRAME.format(n=0))
