@@ -1,7 +1,7 @@
 """The command line: a thin typer layer over the library, and the single error boundary."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads every command's annotations on every
+# start, and as strings each costs it an eval (about 3.5 ms of a cold start, bench/bench_start.py).
 import contextlib
 import io
 import os
@@ -161,7 +161,7 @@ def parse_cmd(path: PathArg = None, fmt: FormatOpt = OneFormat.text) -> int:
     return EXIT_OK
 
 
-def _with_notes(dump: Dump, notes: tuple[str, ...]) -> Dump:
+def _with_notes(dump: "Dump", notes: tuple[str, ...]) -> "Dump":
     from dataclasses import replace
 
     return replace(dump, notes=tuple(notes) + dump.notes)
@@ -414,7 +414,7 @@ def triage_cmd(
     return EXIT_INPUT if failed else EXIT_OK
 
 
-def _dask_runner(address: str, options: Any) -> Runner:
+def _dask_runner(address: str, options: Any) -> "Runner":
     # Dask is imported here only: without the extra, every other run works as before.
     try:
         from dumpscope.cluster import DaskRunner
@@ -439,13 +439,13 @@ def _is_dir(path: str) -> bool:
     return path != "-" and os.path.isdir(path)
 
 
-def _recorder(store: Cache, notes: Sequence[BucketNote]) -> Recorder:
+def _recorder(store: "Cache", notes: Sequence["BucketNote"]) -> "Recorder":
     from dumpscope.history import Recorder
 
     return Recorder(store, notes=notes)
 
 
-def _site_notes(signatures: list[str] | None) -> tuple[BucketNote, ...]:
+def _site_notes(signatures: list[str] | None) -> tuple["BucketNote", ...]:
     # the bucket notes of the site signature directories (--signatures, $DUMPSCOPE_SIGNATURES)
     from dumpscope.signatures import signature_set, site_dirs
 
@@ -729,7 +729,7 @@ class _Progress:
     and the time left; made only when stderr is a terminal (the bar hides itself otherwise too)."""
 
     def __init__(self) -> None:
-        self._bar: typer_progress.ProgressBar[str] | None = None
+        self._bar: "typer_progress.ProgressBar[str] | None" = None
         self._done = 0
         self._start = 0.0
         self._last = 0.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
-import importlib.resources
 import os
 import re
 import string
@@ -758,8 +757,10 @@ def signature_set(site: tuple[str, ...] = ()) -> SignatureSet:
     return load_signature_set(site)
 
 
-def _data_dir() -> importlib.resources.abc.Traversable:
-    return importlib.resources.files("dumpscope").joinpath("data")
+def _data_dir() -> Path:
+    # beside this module, as grammar.grammar_dir finds the grammars (importlib.resources would cost
+    # ~6 ms of a cold start to import, for the same folder of a package installed as files)
+    return Path(__file__).resolve().parent / "data"
 
 
 class _Locator:
@@ -768,6 +769,9 @@ class _Locator:
     def __init__(self, path: str, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
+        # each line as a header compares ('[ a.b ]' -> '[a.b]'): loading asks for the line of
+        # about a hundred keys a file, and the headers are scanned for each
+        self._squeezed = [line.strip().replace(" ", "") for line in self.lines]
 
     def key(self, where: tuple[str | int, ...]) -> int | None:
         # Walk table headers: '[crash]', '[[crash.frames]]' (nth occurrence for an index), then the key.
@@ -798,8 +802,8 @@ class _Locator:
 
     def _nth_header(self, header: str, n: int) -> int | None:
         count = 0
-        for idx, line in enumerate(self.lines):
-            if line.strip().replace(" ", "") == header:
+        for idx, line in enumerate(self._squeezed):
+            if line == header:
                 if count == n:
                     return idx
                 count += 1
@@ -807,7 +811,7 @@ class _Locator:
 
     def _next_header(self, start: int) -> int:
         for idx in range(start, len(self.lines)):
-            if self.lines[idx].lstrip().startswith("["):
+            if self._squeezed[idx].startswith("["):
                 return idx
         return len(self.lines)
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful, suspect_thread
 from dumpscope.dump import Dump, hex_text
 from dumpscope.errors import DumpscopeError
 from dumpscope.hints import crash_hints, signature_hints
 from dumpscope.match import Match, match
-from dumpscope.replay import Scenario, replay
 from dumpscope.signatures import Signature, SignatureSet, signature_set
 from dumpscope.story import events as story_events
 from dumpscope.verdict import Confidence, Fix, FixStatus, ShownFrame, ShownTrap, Verdict
+
+if TYPE_CHECKING:
+    from dumpscope.replay import Scenario
 
 __all__ = [
     "CONFIDENCE_ORDER",
@@ -236,6 +239,8 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
     Without a paired remover thread the scenario says so (remover_blocked False), and replay will
     not confirm: the model can show the race, but not that this dump is an instance of it.
     """
+    from dumpscope.replay import Scenario  # the reference model: only a 12476 match needs it
+
     remover = m.partners[0] if m.partners else None
     own = dict(remover.bound) if remover else {}
     handler = m.frame("handler")
@@ -264,6 +269,8 @@ def scenario_12476(m: Match, dump: Dump) -> Scenario:
 def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, tuple[str, ...], list[str]]:
     # issue 4: a paired 12476 match is `confirmed` only when the reference model replays the dump's own
     # values to the same end state (and the fixed model does not panic).
+    from dumpscope.replay import replay  # the reference model: only a 12476 match needs it
+
     try:
         result = replay(scenario_12476(m, dump), schedules=False)  # the verdict shows only the reason
     except DumpscopeError as exc:  # a model invariant broke: keep the pairing, say why
