@@ -400,8 +400,7 @@ class LineLexer(Lexer):
                 start = i
                 while i < n and kinds[i] == kind:
                     i += 1
-                yield _token(kind, tuple(LineTok(j + 1, lines[j], found[j] or {})
-                                         for j in range(start, i)))
+                yield _token(kind, tuple([LineTok(j + 1, lines[j], found[j] or {}) for j in range(start, i)]))
             elif kind in _FRAME_RUNS:
                 frames, i = self._run(data, found, i, kind)
                 yield _token(kind, tuple(frames))
@@ -454,7 +453,8 @@ class LineLexer(Lexer):
                     args_text, i = self._continue_args(data, i, args_text, line)
             frame = _frame(line, kind, m, args_text)
             frames.append(frame)
-            _note_overlong(data, line, m, args_text, frame)
+            if args_text or frame.offset is None:  # what _note_overlong looks at (most frames have neither)
+                _note_overlong(data, line, m, args_text, frame)
         return frames, i
 
     def _continue_args(self, data: LexInput, i: int, args_text: str, lineno: int) -> tuple[str, int]:
