@@ -53,6 +53,23 @@ class _Item:
     value: Any = None  # Status | Stack | tuple[Thread, ...] | tuple[Cpu, ...] | dict | str | None
 
 
+def _without_escaped_newlines(value: str) -> str:
+    """`value` without the escaped newlines ('\\n', '\\x0a') it ends with.
+
+    Read from the end in plain code: re.sub(r"(?:\\x0a|\\n)+$", ...) would try the repeat at every
+    position of a run of them and read the run to its end each time (quadratic: seconds on a 64 KiB
+    line). The two escapes end in different letters, so from the end there is one way to take them.
+    """
+    end = len(value)
+    while True:
+        if value.endswith("\\n", 0, end):
+            end -= 2
+        elif value.endswith("\\x0a", 0, end):
+            end -= 4
+        else:
+            return value[:end]
+
+
 def _ends(x: Any) -> tuple[int, int]:
     v = x.value if isinstance(x, Token) else x
     if isinstance(v, LineTok):
@@ -135,7 +152,7 @@ class _Build:
                         lines.append(("panic_message", int(g["text_line"])))  # wrapped: text starts here
                 elif key == "upanic message" and "panic_message" not in fields:
                     # a process core's panic string; mdb shows its trailing newline escaped
-                    fields["panic_message"] = re.sub(r"(?:\\x0a|\\n)+$", "", value)
+                    fields["panic_message"] = _without_escaped_newlines(value)
                     name = "panic_message"
                 else:
                     extra.append((key, value))

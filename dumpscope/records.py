@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dumpscope.dump import FmaRecord, Frame, Stack, Trap
@@ -14,6 +14,9 @@ __all__ = ["fma_record", "panicstack_frames", "trap_records", "typed_stack"]
 # One panicstack entry: 'unix:die+dd ()'. Offsets are hex without 0x, as the console prints them
 # (uts/common/os/panic.c); the list is joined with ' | ' and ends with ' |'.
 _PANICSTACK_FRAME = re.compile(r"(?P<mod>[\w.$-]+):(?P<func>[\w.$]+)\+(?P<off>[0-9a-fA-F]+) \(\)")
+# The runs of the characters an entry starts with: an entry can only start where one does (see
+# _panicstack_entries).
+_MODULE_RUN = re.compile(r"[\w.$-]+")
 # 'BAD TRAP: type=e (#pf Page fault) rp=ffffff003d46c750 addr=4 ...' (uts/i86pc/os/trap.c die())
 _BAD_TRAP = re.compile(
     r"BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?"
@@ -73,9 +76,28 @@ def panicstack_frames(lines: Sequence[tuple[str, LineTok]]) -> tuple[Frame, ...]
             if started and frames:
                 break
             continue
-        for m in _PANICSTACK_FRAME.finditer(text):
+        for m in _panicstack_entries(text):
             frames.append(Frame(tok.line, m["func"], m["mod"], hex_value(m["off"]), ()))
     return tuple(frames)
+
+
+def _panicstack_entries(text: str) -> Iterator[re.Match[str]]:
+    """What _PANICSTACK_FRAME.finditer(text) finds, in time linear in the text.
+
+    finditer tries the regex at every position, and at each one inside a run of module characters
+    the module repeat reads to the end of the run: quadratic in a long run (a 64 KiB panicstack of
+    digits took minutes, issue 18's fuzz). An entry found inside a run would also be found at the
+    run's start (its module ends at the same ':'), so only the start of each run is tried, and each
+    character is read a few times at most.
+    """
+    end = 0
+    for run in _MODULE_RUN.finditer(text):
+        if run.start() < end:
+            continue  # inside the entry found last (finditer does not overlap its matches)
+        m = _PANICSTACK_FRAME.match(text, run.start())
+        if m is not None:
+            end = m.end()
+            yield m
 
 
 def trap_records(sections: Sequence[tuple[tuple[str, LineTok], ...]],

@@ -341,7 +341,7 @@ def check_regex(pattern: str, max_length: int | None = MAX_PATTERN_LENGTH) -> st
     engine explode (the last one polynomially: the engine tries every way to share a run between
     the repeats). Accepted because they cannot: a possessive repeat inside a repeat (`(?:,[^,]*+)*`:
     it never gives back, so an iteration matches in one way only), and an alternation of plain
-    strings none of which begins another (`(?:long|short) )*`: at most one of them matches at any
+    strings none of which begins another (`(?:(?:long|short) )*`: at most one of them matches at any
     place). Together with MAX_SUBJECT_LENGTH this keeps matching cheap on long lines. `max_length`
     (None: no limit) lets the project hold its own longer line regexes to the same rules.
     """

@@ -3,15 +3,17 @@ flattened pastes) read into the dump model, and verdicts that never call a crash
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
-from conftest import TRANSCRIPTS, read_text
+from conftest import ERRORS, TRANSCRIPTS, read_text
 from dumpscope.bucket import NO_CRASH_TITLE, UNREADABLE_TITLE, bucket, recursion
 from dumpscope.cli import main
 from dumpscope.dump import Frame
 from dumpscope.parse import parse_transcript
+from dumpscope.records import _PANICSTACK_FRAME, _panicstack_entries
 from dumpscope.render import dump_to_json
 from dumpscope.triage import nothing_usable, signature_bucket, triage_text
 
@@ -153,6 +155,35 @@ def test_fma_record_gives_message_stack_and_members() -> None:
     assert d.fma.event == "defect.sunos.kernel.panic"
     assert d.fma.get("savecore-succcess") == "1" and d.fma.line_of("panicstr") == 37
     assert d.panic_stack is not None and d.panic_stack.frames[3].function == "list_remove_head"
+
+
+# The fuzz's panicstack inputs (issue 18): a run of tens of thousands of module characters in the
+# panicstack made finding its entries quadratic; read by hand, each keeps the frames of its original.
+_VIOSCSI_STACK = ["die", "trap", "cmntrap", "scsi_init_pkt", "scsi_hba_probe_pi", "scsi_hba_probe", "vioscsi_probe_lun",
+                  "vioscsi_config_lun", "vioscsi_tran_bus_config", "scsi_hba_bus_config", "devi_config_common",
+                  "mt_config_thread", "thread_start"]
+
+
+@pytest.mark.parametrize(("stem", "functions", "line"), [
+    ("err.fuzz-panicstack-run-of-64k-zeros", _VIOSCSI_STACK, 11),
+    ("err.fuzz-panicstack-function-of-64k-zeros", ["die", "trap", "cmntrap"], 38),
+    ("err.fuzz-panicstack-offset-of-5000-digits", ["die", "trap", "cmntrap"], 38),
+    ("err.fuzz-panicstack-offset-of-5000-digits-byte-flips", ["die", "trap", "cmntrap"], 38),
+])
+def test_a_panicstack_with_a_long_run_keeps_its_frames(stem: str, functions: list[str], line: int) -> None:
+    d = parse_transcript(read_text(ERRORS / f"{stem}.txt"))
+    assert d.panic_stack is not None
+    assert [f.function for f in d.panic_stack.frames] == functions and d.panic_stack.frames[0].line == line
+
+
+def test_panicstack_entries_are_what_finditer_finds() -> None:
+    # the linear search must find exactly the regex's own leftmost, non-overlapping matches
+    pieces = ["unix", ":", "die", "+", "dd", " ()", " ", "|", "-", ".", "$", "0", "f", "x", "(", ")", "a:b+1 ()", "::"]
+    rng = random.Random(18)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        want = [(m.span(), m.groups()) for m in _PANICSTACK_FRAME.finditer(text)]
+        assert [(m.span(), m.groups()) for m in _panicstack_entries(text)] == want, text
 
 
 def test_fmdump_scaffolding_is_part_of_the_record_and_alone_is_no_record() -> None:

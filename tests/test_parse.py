@@ -6,6 +6,8 @@ import dataclasses
 import io
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from conftest import TRANSCRIPTS
 from dumpscope.cli import main
 from dumpscope.dump import Frame, SectionKind
-from dumpscope.parse import parse_transcript
+from dumpscope.parse import _without_escaped_newlines, parse_transcript
 
 VATPIT = TRANSCRIPTS / "seed-12476-vatpit-status-and-dollar-c.txt"
 VHPET = TRANSCRIPTS / "seed-12476-vhpet-with-remover.txt"
@@ -192,6 +194,23 @@ def test_very_long_line_is_not_run_through_the_regexes() -> None:
     dump = parse_transcript(text)
     assert dump.panic_stack is not None
     assert any("characters long" in n for n in dump.notes)
+
+
+@pytest.mark.parametrize("escapes", [1, 3, 5_000])
+def test_upanic_message_loses_its_trailing_escaped_newlines_only(escapes: int) -> None:
+    # issue 18: a regex substitution read a run of them not at the end once per position in it
+    # (over a second for 5,000 pairs, 30 KB)
+    middle = "\\x0a\\n" * escapes
+    text = ("debugging core file of bhyve (64-bit) from h\nstatus: process panicked\n"
+            f"upanic message: mutex_enter: {middle}bad mutex type{middle}\n")
+    assert parse_transcript(text).panic_message == f"mutex_enter: {middle}bad mutex type"
+
+
+def test_escaped_newlines_are_stripped_as_the_regex_did() -> None:
+    rng = random.Random(18)
+    for _ in range(5_000):
+        value = "".join(rng.choice(["\\", "n", "x0a", "\\n", "\\x0a", "a", "x", "0"]) for _ in range(rng.randint(0, 10)))
+        assert _without_escaped_newlines(value) == re.sub(r"(?:\\x0a|\\n)+$", "", value), value
 
 
 def test_process_core_status_is_not_a_kernel_dump() -> None:
