@@ -117,22 +117,23 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
     skipped: list[Skipped] = []
     for arg in paths:
         if arg == "-" or not os.path.isdir(arg):
-            _take(arg, inputs, dumps, set())
+            _take(arg, inputs, dumps, {})
             continue
         start = len(inputs)
         prefix = len(os.path.join(arg, ""))  # expand names each file os.path.join(arg, rel)
         specials: list[str] = []
         walked = expand([arg], specials=specials)
         skipped.extend(Skipped(path, SkipReason.NOT_REGULAR) for path in specials)
-        seen: set[str] = set()  # the dumps of this argument (a directory given twice is listed twice)
+        taken: dict[str, str] = {}  # the dumps of this argument (a directory given twice is listed twice)
         for path in walked:
             reason = _skip_reason(path[prefix:] if path != arg else os.path.basename(path), include, exclude)
             if reason is not None:
                 skipped.append(Skipped(path, reason))
                 continue
-            _take(path, inputs, dumps, seen)
+            _take(path, inputs, dumps, taken)
         # Dumps in the order of their number (vmdump.0 before unix.1 + vmcore.1, dump 2 before
         # dump 10), in the places the walk gave dumps; transcripts keep theirs.
+        seen = set(taken.values())
         slots = [i for i in range(start, len(inputs)) if inputs[i] in seen]
         ordered = sorted((inputs[i] for i in slots), key=lambda n: (os.path.dirname(n), dumps[n].number or 0, n))
         for i, name in zip(slots, ordered, strict=True):
@@ -140,14 +141,37 @@ def select(paths: Sequence[str], include: Sequence[str] = (), exclude: Sequence[
     return Selection(tuple(inputs), dumps, tuple(skipped))
 
 
-def _take(path: str, inputs: list[str], dumps: dict[str, DumpFiles], seen: set[str]) -> None:
-    d = dump_files(path) if path != "-" else None
+def _take(path: str, inputs: list[str], dumps: dict[str, DumpFiles], taken: dict[str, str]) -> None:
+    # `taken`: dump key (_dump_key) -> the dump's name, for the dumps of this argument so far.
+    # unix.N, vmcore.N and vmdump.N of one dump make one input, and once one of them has been taken
+    # the others are passed over by name alone: dump_files stats all three, once per dump.
+    if path == "-":
+        inputs.append(path)
+        return
+    key = _dump_key(path)
+    if key in taken:
+        return
+    d = dump_files(path)
     if d is None:
         inputs.append(path)
-    elif d.name not in seen:  # unix.N, vmcore.N and vmdump.N of one dump make one input
-        seen.add(d.name)
-        dumps[d.name] = d
-        inputs.append(d.name)
+        return
+    taken[key] = d.name
+    dumps[d.name] = d
+    inputs.append(d.name)
+
+
+def _savecore_name(path: str) -> tuple[str, str] | None:
+    # (the path up to the base name, N) of savecore's unix.N, vmcore.N or vmdump.N (N as written:
+    # unix.01 pairs with vmcore.01, not vmcore.1); None for any other name.
+    base = path[path.rfind(os.sep) + 1:]  # os.path.split costs more than the rest of a directory walk's step
+    m = _SAVECORE_NAME.fullmatch(base)
+    return (path[:len(path) - len(base)], m.group(2)) if m is not None else None
+
+
+def _dump_key(path: str) -> str:
+    # What the files of one dump share: directory and N for savecore's files; a core is its own dump.
+    name = _savecore_name(path)
+    return path if name is None else name[0] + "\0" + name[1]
 
 
 def _skip_reason(rel: str, include: Sequence[str], exclude: Sequence[str]) -> SkipReason | None:
@@ -182,12 +206,12 @@ def dump_files(path: str) -> DumpFiles | None:
     when both halves exist (no savecore needed), else the compressed vmdump.N; a lone half is a dump
     with a `problem`. A file named core or core.* that is an ELF core file is a process core.
     """
-    base = path[path.rfind(os.sep) + 1:]  # os.path.split costs more than the rest of a directory walk's step
-    m = _SAVECORE_NAME.fullmatch(base)
-    if m is not None:
+    savecore_name = _savecore_name(path)
+    if savecore_name is not None:
+        _, number = savecore_name
+        n = int(number)
         directory = os.path.dirname(path)
-        n = int(m.group(2))
-        unix, vmcore, vmdump = (os.path.join(directory, f"{k}.{m.group(2)}") for k in ("unix", "vmcore", "vmdump"))
+        unix, vmcore, vmdump = (os.path.join(directory, f"{k}.{number}") for k in ("unix", "vmcore", "vmdump"))
         have_unix, have_vmcore, have_vmdump = (os.path.isfile(p) for p in (unix, vmcore, vmdump))
         if have_unix and have_vmcore:
             return DumpFiles(vmcore, DumpKind.KERNEL, n, unix, vmcore, vmdump if have_vmdump else None)
@@ -199,6 +223,7 @@ def dump_files(path: str) -> DumpFiles | None:
                              unix if have_unix else None, vmcore if have_vmcore else None,
                              problem=f"incomplete dump: {have} without {missing} (and no vmdump.{n})")
         return None  # none of them exists: read_source reports the path as it does any other
+    base = path[path.rfind(os.sep) + 1:]
     if base.startswith("core") and _CORE_NAME.fullmatch(base) and _is_elf_core(path):
         return DumpFiles(path, DumpKind.PROCESS, core=path)
     return None

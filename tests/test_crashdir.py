@@ -107,3 +107,26 @@ def test_a_directory_given_twice_lists_its_dumps_twice(tmp_path: Path) -> None:
     write_dump(tmp_path / "vmcore.0", "h")
     sel = select([str(tmp_path), str(tmp_path), str(tmp_path / "unix.0")])
     assert sel.inputs == (str(tmp_path / "vmcore.0"),) * 3
+
+
+def test_a_walk_stats_each_file_of_a_dump_once(tmp_path: Path, monkeypatch) -> None:
+    # unix.N, vmcore.N and vmdump.N each lead to the same dump: once one of them is taken, the others
+    # must not look at the disk again (three files, each stat'ed once, not three times each).
+    for n in (0, 1):
+        (tmp_path / f"unix.{n}").write_bytes(b"x")
+        write_dump(tmp_path / f"vmcore.{n}", "h")
+        write_dump(tmp_path / f"vmdump.{n}", "h", compressed=True)
+    stats: dict[str, int] = {}
+    real = os.stat
+
+    def counting(path, *args, **kwargs):
+        name = os.path.basename(os.fspath(path))
+        stats[name] = stats.get(name, 0) + 1
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting)
+    sel = select([str(tmp_path)])
+    monkeypatch.setattr(os, "stat", real)
+    assert sel.inputs == (str(tmp_path / "vmcore.0"), str(tmp_path / "vmcore.1"))
+    assert {k: v for k, v in stats.items() if k[:1] in "uv"} == {
+        f"{k}.{n}": 1 for k in ("unix", "vmcore", "vmdump") for n in (0, 1)}
