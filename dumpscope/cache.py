@@ -41,6 +41,7 @@ __all__ = [
     "connect_readonly",
     "content_json",
     "json_line",
+    "newest_json",
     "restore",
     "stamp_of",
     "verdict_from_json",
@@ -276,23 +277,19 @@ class Cache:
         for i, st in enumerate(stamps):
             if not st.racy:
                 where.setdefault(st.key, []).append(i)
-        keys = list(where)
-        for start in range(0, len(keys), _BATCH):
-            part = keys[start:start + _BATCH]
-            rows = self._db.execute(
-                "SELECT f.path, f.size, f.mtime_ns, f.ctime_ns, f.ino, f.digest, f.notes, v.status, v.error, "
-                "v.signature, v.confidence, v.bucket, v.title, v.platform FROM files f LEFT JOIN briefs v "
-                "ON v.digest = f.digest AND v.sigset = ? AND v.version = ? "
-                f"WHERE f.path IN ({','.join('?' * len(part))})",
-                (self.sigset, self.version, *part),
-            ).fetchall()
-            for row in rows:
-                notes = () if row[6] == "[]" else tuple(json.loads(row[6]))
-                known = Known(row[5], notes, None if row[7] is None else row[7:])
-                for i in where[row[0]]:
-                    st = stamps[i]
-                    if (row[1], row[2], row[3], row[4]) == (st.size, st.mtime_ns, st.ctime_ns, st.ino):
-                        out[i] = known
+        rows = _select_in(
+            self._db,
+            "SELECT f.path, f.size, f.mtime_ns, f.ctime_ns, f.ino, f.digest, f.notes, v.status, v.error, "
+            "v.signature, v.confidence, v.bucket, v.title, v.platform FROM files f LEFT JOIN briefs v "
+            "ON v.digest = f.digest AND v.sigset = ? AND v.version = ? WHERE f.path IN ({})",
+            (self.sigset, self.version), list(where))
+        for row in rows:
+            notes = () if row[6] == "[]" else tuple(json.loads(row[6]))
+            known = Known(row[5], notes, None if row[7] is None else row[7:])
+            for i in where[row[0]]:
+                st = stamps[i]
+                if (row[1], row[2], row[3], row[4]) == (st.size, st.mtime_ns, st.ctime_ns, st.ino):
+                    out[i] = known
         return out
 
     def get_json(self, digest: str) -> str | None:
@@ -309,20 +306,12 @@ class Cache:
 
     def get_json_many(self, digests: Iterable[str]) -> dict[str, str]:
         """`get_json` for many contents at once: digest -> verdict JSON, for those that have one."""
-        keys = list(dict.fromkeys(digests))
-        out: dict[str, str] = {}
         try:
-            for start in range(0, len(keys), _BATCH):
-                part = keys[start:start + _BATCH]
-                out.update(self._db.execute(
-                    "SELECT digest, verdict FROM verdicts WHERE sigset = ? AND version = ? "
-                    f"AND digest IN ({','.join('?' * len(part))})",
-                    (self.sigset, self.version, *part),
-                ).fetchall())
+            return dict(_select_in(self._db, "SELECT digest, verdict FROM verdicts WHERE sigset = ? AND version = ? "
+                                   "AND digest IN ({})", (self.sigset, self.version), list(dict.fromkeys(digests))))
         except sqlite3.Error as exc:
             self._read_failed(exc)  # the rows asked for are triaged afresh
             return {}
-        return out
 
     def _read_failed(self, exc: sqlite3.Error) -> None:
         # A lookup that fails on a corrupt file is a miss (the file is started afresh); any other
@@ -493,6 +482,22 @@ def brief_verdict(source: str, brief: Brief) -> Verdict:
     status, error, signature, confidence, bucket, title, platform = brief
     return Verdict(source, status, error, None, platform, None, signature,
                    None if confidence is None else Confidence(confidence), bucket, title)
+
+
+def newest_json(db: sqlite3.Connection, digests: Iterable[str]) -> dict[str, str]:
+    """Digest -> the stored verdict JSON of that content most recently written under any signature
+    set and dumpscope version, for those that have one; `db` is a `connect_readonly` connection."""
+    # INSERT OR REPLACE gives a rewritten row a new rowid: in rowid order the newest comes last.
+    return dict(_select_in(db, "SELECT digest, verdict FROM verdicts WHERE digest IN ({}) ORDER BY rowid", (),
+                           list(dict.fromkeys(digests))))
+
+
+def _select_in(db: sqlite3.Connection, sql: str, params: tuple[Any, ...], keys: Sequence[Any]) -> Iterator[Any]:
+    # The rows of `sql`, whose "IN ({})" takes `keys`, asked _BATCH keys at a time (SQLite's limit on
+    # variables), one batch after the other: a key's rows all come from one batch.
+    for start in range(0, len(keys), _BATCH):
+        part = keys[start:start + _BATCH]
+        yield from db.execute(sql.format(",".join("?" * len(part))), (*params, *part)).fetchall()
 
 
 def connect_readonly(path: str) -> sqlite3.Connection:

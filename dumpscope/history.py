@@ -407,24 +407,26 @@ def history_to_json(row: BucketHistory) -> dict[str, Any]:
 def example_verdicts(path: str, rows: Sequence[BucketHistory]) -> list[Verdict | None]:
     """The stored verdict of each row's newest dump (from the cache tables of the same file), or None
     where the cache holds none for its 20 newest dumps (or cannot be read back)."""
-    from dumpscope.cache import connect_readonly
+    from dumpscope.cache import connect_readonly, newest_json
 
+    candidates = [row.dumps[::-1][:20] for row in rows]  # each row's 20 newest dumps, newest first
     db = connect_readonly(path)
-    out: list[Verdict | None] = []
     try:
-        for row in rows:
-            out.append(None)
-            for d in list(reversed(row.dumps))[:20]:
-                found = db.execute("SELECT verdict FROM verdicts WHERE digest = ? ORDER BY rowid DESC LIMIT 1",
-                                   (d.digest,)).fetchone()
-                if found is not None:
-                    try:
-                        out[-1] = restore(str(found[0]), d.source)
-                    except (ValueError, KeyError, TypeError):  # a document of an older layout
-                        continue
-                    break
+        docs = newest_json(db, (d.digest for dumps in candidates for d in dumps))
     except sqlite3.Error:
-        out.extend([None] * (len(rows) - len(out)))
+        return [None] * len(rows)
     finally:
         db.close()
-    return out
+    return [_first_restored(dumps, docs) for dumps in candidates]
+
+
+def _first_restored(dumps: Sequence[DumpRecord], docs: dict[str, str]) -> Verdict | None:
+    # The verdict of the first of `dumps` whose stored document reads back.
+    for d in dumps:
+        doc = docs.get(d.digest)
+        if doc is not None:
+            try:
+                return restore(doc, d.source)
+            except (ValueError, KeyError, TypeError):  # a document of an older layout
+                continue
+    return None

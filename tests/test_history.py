@@ -265,3 +265,43 @@ def test_the_cli_quiet_days_default_is_the_history_default() -> None:
     from dumpscope import cli, history
 
     assert cli.QUIET_DAYS == history.DEFAULT_QUIET_DAYS
+
+
+def test_example_verdicts_take_each_rows_newest_stored_verdict_in_one_query(tmp_path: Path, capsys,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import dumpscope.cache as cache_mod
+    from dumpscope.history import example_verdicts
+
+    d = tmp_path / "crash"
+    d.mkdir()
+    db = tmp_path / "h.db"
+    (d / "cn7.txt").write_text(other(host="cn7"))
+    (d / "h1.txt").write_text(positive(host="h1"))
+    assert _triage(["triage", "-f", "csv", "-j", "1", "--db", str(db), str(d)], capsys)[0] == 0
+    (d / "cn8.txt").write_text(other(addr="ffffff0d4b7e9b50", host="cn8"))  # the zfs row's newest dump
+    assert _triage(["triage", "-f", "csv", "-j", "1", "--db", str(db), str(d)], capsys)[0] == 0
+    dumps, latest = read_dumps(str(db))
+    rows = {r.key if r.group == "signature" else r.title: r for r in history_rows(dumps, latest)}
+    zfs, known = rows[ZFS], rows["illumos-12476"]
+    assert [Path(x.source).name for x in zfs.dumps] == ["cn7.txt", "cn8.txt"]
+    con = sqlite3.connect(db)
+    # the newest zfs dump has no stored verdict: the row's example is the dump before it
+    con.execute("DELETE FROM verdicts WHERE digest = ?", (zfs.dumps[-1].digest,))
+    # the 12476 dump's verdict stored again, later, by another dumpscope: the latest one written is shown
+    con.execute("INSERT INTO verdicts SELECT digest, sigset, 'other-version', replace(verdict, ?, ?) "
+                "FROM verdicts WHERE digest = ?", ('"host":"h1"', '"host":"h1-again"', known.dumps[-1].digest))
+    con.commit()
+    con.close()
+
+    statements: list[str] = []
+    connect = cache_mod.connect_readonly
+
+    def traced(path: str) -> sqlite3.Connection:
+        c = connect(path)
+        c.set_trace_callback(statements.append)
+        return c
+
+    monkeypatch.setattr(cache_mod, "connect_readonly", traced)
+    found = example_verdicts(str(db), [zfs, known])
+    assert [(Path(v.source).name, v.host) if v else None for v in found] == [("cn7.txt", "cn7"), ("h1.txt", "h1-again")]
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
