@@ -173,7 +173,8 @@ class Cache:
 
     def __init__(self, path: str, sigset: str, version: str, *, readonly: bool = False,
                  warn: Callable[[str], None] | None = None) -> None:
-        """Open (creating unless `readonly`) the cache at `path` for one signature-set and dumpscope version."""
+        """Open (creating unless `readonly`) the cache at `path` for one signature-set and dumpscope version;
+        `readonly` opens an existing dumpscope file as `connect_readonly` does (InputError otherwise)."""
         self.path = path
         self.sigset = sigset  # signature_set().version: verdicts of another set are never reused
         self.version = version  # dumpscope.__version__: a new triage engine may give other verdicts
@@ -196,10 +197,7 @@ class Cache:
 
     def _open(self) -> sqlite3.Connection:
         if self.readonly:
-            uri = "file:" + _uri_path(self.path) + "?mode=ro"
-            db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-            db.execute("PRAGMA query_only=1")
-            return db
+            return connect_readonly(self.path)
         _check_path(self.path)
         try:
             return self._open_rw()

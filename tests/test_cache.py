@@ -169,6 +169,34 @@ def test_refuses_a_database_that_is_not_ours(tmp_path: Path) -> None:
     assert junk.read_text() == "my notes, not a database\n" * 100
 
 
+def test_a_read_only_cache_reads_what_was_written_and_refuses_what_is_not_ours(tmp_path: Path) -> None:
+    # How pool workers open the cache: the one read-only open (connect_readonly) of dumpscope's file.
+    path = tmp_path / "c.db"
+    v = _full_verdict()
+    with Cache(str(path), "s", "v") as rw:
+        rw.put("d1", v)
+    before = path.read_bytes()
+    ro = Cache(str(path), "s", "v", readonly=True)
+    try:
+        assert ro.get_json("d1") == content_json(v) and ro.get_json_many(["d1", "d2"]) == {"d1": content_json(v)}
+        ro.put("d2", v)
+        ro.flush()  # a read-only cache writes nothing
+        with pytest.raises(sqlite3.OperationalError):
+            ro.db.execute("DELETE FROM verdicts")
+    finally:
+        ro.close()
+    assert path.read_bytes() == before
+    theirs = tmp_path / "app.db"
+    db = sqlite3.connect(theirs)
+    db.execute("CREATE TABLE accounts (id INTEGER)")
+    db.commit()
+    db.close()
+    for where in (theirs, tmp_path / "missing.db"):
+        with pytest.raises(InputError):
+            Cache(str(where), "s", "v", readonly=True)
+    assert not (tmp_path / "missing.db").exists()
+
+
 def _full_verdict() -> Verdict:
     return Verdict(
         source="x/y.txt", status="ok", error=None, panic_message="attempt to reprogram non-existent cyclic",
