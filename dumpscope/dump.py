@@ -19,6 +19,7 @@ __all__ = [
     "Thread",
     "Trap",
     "hex_text",
+    "thread_label",
 ]
 
 
@@ -81,6 +82,17 @@ def hex_text(value: int | None) -> str | None:
     """A number the way mdb prints addresses and arguments: bare lowercase hex ('ffffff03eb144000'), so
     it can be pasted back into mdb; None stays None. The one hex formatter of every output."""
     return None if value is None else f"{value:x}"
+
+
+def thread_label(address: int, description: str | None) -> str:
+    """A thread as ::findstack names it: 'thread fffffe55d37b8080 (bhyve/1 [vcpu 0])'.
+
+    `description` is the thread's '(bhyve/1 [vcpu 0])' text, with or without the parentheses the
+    parser may have kept; none gives the bare 'thread ADDR'.
+    """
+    if not description:
+        return f"thread {hex_text(address)}"
+    return f"thread {hex_text(address)} {description if description.startswith('(') else f'({description})'}"
 
 
 def _is_hex(text: str) -> bool:

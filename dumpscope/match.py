@@ -10,7 +10,7 @@ from itertools import accumulate, chain
 from operator import attrgetter
 
 from dumpscope.bucket import crash_frames, is_meaningful, is_unresolved, meaningful_frames
-from dumpscope.dump import Dump, Frame, Stack, Thread, hex_text
+from dumpscope.dump import Dump, Frame, Stack, Thread, hex_text, thread_label
 from dumpscope.signatures import (
     MAX_SUBJECT_LENGTH,
     Clause,
@@ -49,7 +49,7 @@ class Candidate:
         """'thread fffffe55d37b8080 (bhyve/1 [vcpu 0])' or 'stack at line 40'."""
         if self.address is None:
             return f"{self.source} at line {self.line}"
-        return f"thread {self.address:x}{_desc(self.description)}"
+        return thread_label(self.address, self.description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +331,7 @@ def _match_hang(dump: Dump, sig: Signature) -> Match | None:
 
 def _who(thread: Thread | None, src: str, frames: Sequence[Frame]) -> str:
     if thread is not None and thread.address is not None:
-        return f"thread {thread.address:x}{_desc(thread.description)}"
+        return thread_label(thread.address, thread.description)
     return f"{src} at line {frames[0].line if frames else 0}"
 
 
@@ -465,13 +465,6 @@ def _role(name: str, frame: Frame) -> str:
     # a clause names the pattern's role and the function it matched: 'timer (vhpet_start_timer)'
     fn = frame.function.lstrip("~")
     return name if name == fn else f"{name} ({fn})"
-
-
-def _desc(description: str | None) -> str:
-    # '(bhyve/1 [vcpu 0])' as ::findstack prints it, whether or not the parser kept the parentheses
-    if not description:
-        return ""
-    return f" {description}" if description.startswith("(") else f" ({description})"
 
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dumpscope.bucket import NO_CRASH_TITLE, Bucket, bucket, crash_frames, frame_name, is_meaningful, suspect_thread
-from dumpscope.dump import Dump, hex_text
+from dumpscope.dump import Dump, hex_text, thread_label
 from dumpscope.errors import DumpscopeError
 from dumpscope.hints import crash_hints, signature_hints
 from dumpscope.match import Match, match
@@ -228,7 +228,7 @@ def _shown_stack(dump: Dump) -> dict[str, object]:
         if stuck is not None:
             frames = stuck.frames
             owner = "the thread on CPU" if stuck.address is None else (
-                f"thread {hex_text(stuck.address)}" + _described(stuck.description)
+                thread_label(stuck.address, stuck.description)
                 + (f", {stuck.state}" if stuck.state else ""))
     return {"stack": tuple(ShownFrame(f.line, f.text, not is_meaningful(f)) for f in frames), "stack_owner": owner}
 
@@ -281,9 +281,3 @@ def _replay_12476(m: Match, dump: Dump) -> tuple[Confidence, str | None, tuple[s
     line = "replay does not confirm: " + result.reason
     return Confidence.PAIRED, line, (), [line]
 
-
-def _described(description: str | None) -> str:
-    # ' (psradm/1)', as ::findstack prints a thread's description
-    if not description:
-        return ""
-    return f" {description}" if description.startswith("(") else f" ({description})"

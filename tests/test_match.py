@@ -10,7 +10,7 @@ import pytest
 
 from _dumps import frames, stack, status, thread
 from _seeds import REMOVER, REMOVER_ADDR, vatpit, vhpet
-from dumpscope.dump import Dump, SectionKind
+from dumpscope.dump import Dump, SectionKind, thread_label
 from dumpscope.hints import signature_hints
 from dumpscope.match import match, match_frames
 from dumpscope.signatures import FramePattern, Signature, compile_pattern, signature_set
@@ -268,3 +268,10 @@ def test_the_panicking_thread_is_never_its_own_partner(sig12476) -> None:  # typ
                  replace(d, panic_thread_address=REMOVER_ADDR)):
         m = match(dump, sig12476)
         assert m is not None and m.confidence is Confidence.LIKELY and not m.candidates
+
+
+def test_a_thread_is_named_as_findstack_names_it_whether_or_not_its_description_kept_parentheses() -> None:
+    # the one builder of 'thread ADDR (description)' (candidates, stuck threads, a hang's stack owner)
+    assert thread_label(0xFFFFFE55D37B8080, "(bhyve/1 [vcpu 0])") == "thread fffffe55d37b8080 (bhyve/1 [vcpu 0])"
+    assert thread_label(0xFFFFFE55D37B8080, "bhyve/1 [vcpu 0]") == "thread fffffe55d37b8080 (bhyve/1 [vcpu 0])"
+    assert thread_label(0xABC, None) == thread_label(0xABC, "") == "thread abc"
