@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dumpscope.dump import Dump, Frame, SectionKind, Thread, Trap
+from dumpscope.dump import BAD_TRAP, Dump, Frame, SectionKind, Thread, Trap
 from dumpscope.signatures import MAX_SUBJECT_LENGTH, load_irrelevant_frames
 
 __all__ = [
@@ -263,7 +263,6 @@ def _spans(lines: Sequence[int]) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Titles
 
-_TRAP = re.compile(r"^BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?")
 _TRAP_MODULE = re.compile(r'occurred in module "(?P<mod>[^"]+)"(?: due to (?P<why>.*))?')
 _ASSERT = re.compile(r"^(assertion failed: |VERIFY)|, file: [^,]+, line: \d+|, file: \S+ line \d+")
 _MUTEX = re.compile(
@@ -291,7 +290,7 @@ def _title(dump: Dump, message: str, frames: Sequence[Frame], all_frames: Sequen
         what = what.replace("\\x0a", "").strip()
         return f"userland core: {what}{where}"
     if message:
-        m = _TRAP.match(message)
+        m = BAD_TRAP.match(message)  # (match: the message starts with the banner)
         if m:
             kind = (m.group("name") or "").strip().lower() or f"type={m.group('type')}"
             mm = _TRAP_MODULE.search(message)

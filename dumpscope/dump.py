@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 __all__ = [
+    "BAD_TRAP",
     "Cpu",
     "Dump",
     "FmaRecord",
@@ -180,6 +181,15 @@ class Cpu:
     flags: int
     thread: int | None
     proc: str | None
+
+
+# The panic message of a trap, a Trap's fields in the console's words (uts/i86pc/os/trap.c die()):
+# 'BAD TRAP: type=e (#pf Page fault) rp=ffffff003d46c750 addr=4 ...'. Here, beside the record it
+# fills, because both the parser (records) and the bucket's title read it, and both import this module.
+BAD_TRAP = re.compile(
+    r"BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?"
+    r"(?: rp=(?P<rp>[0-9a-fA-F]+))?(?: addr=(?P<addr>[0-9a-fA-F]+))?"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dumpscope.dump import FmaRecord, Frame, Stack, Trap
+from dumpscope.dump import BAD_TRAP, FmaRecord, Frame, Stack, Trap
 from dumpscope.lexer import LineTok, dec_value, hex_value
 
 __all__ = ["fma_record", "panicstack_frames", "trap_records", "typed_stack"]
@@ -17,11 +17,6 @@ _PANICSTACK_FRAME = re.compile(r"(?P<mod>[\w.$-]+):(?P<func>[\w.$]+)\+(?P<off>[0
 # The runs of the characters an entry starts with: an entry can only start where one does (see
 # _panicstack_entries).
 _MODULE_RUN = re.compile(r"[\w.$-]+")
-# 'BAD TRAP: type=e (#pf Page fault) rp=ffffff003d46c750 addr=4 ...' (uts/i86pc/os/trap.c die())
-_BAD_TRAP = re.compile(
-    r"BAD TRAP: type=(?P<type>[0-9a-fA-F]+)(?: \((?P<mn>#\w+) (?P<name>[^)]*)\))?"
-    r"(?: rp=(?P<rp>[0-9a-fA-F]+))?(?: addr=(?P<addr>[0-9a-fA-F]+))?"
-)
 # How far a banner may sit from the panic line it belongs to (the blank and process lines between)
 _BANNER_GAP = 4
 
@@ -153,7 +148,7 @@ def _section_traps(section: tuple[tuple[str, LineTok], ...], console: Sequence[d
         return []  # a lone 'word:' line is not a trap record
     info = _panic_before(first, console)
     if info is not None:
-        m = _BAD_TRAP.search(info["message"] or "")
+        m = BAD_TRAP.search(info["message"] or "")
         if m:
             put("type", m["type"].lower(), info["text_line"])
             put("mnemonic", m["mn"], info["text_line"])
