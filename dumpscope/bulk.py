@@ -20,7 +20,7 @@ from dumpscope.cache import Brief, Cache, FileStamp, brief_of, brief_verdict, co
 from dumpscope.errors import DumpscopeError
 from dumpscope.crashdir import DumpFiles, Selection, identity, select
 from dumpscope.signatures import SignatureSet
-from dumpscope.sources import DEFAULT_MAX_BYTES, Source, read_source
+from dumpscope.sources import Source, read_source
 from dumpscope.verdict import Verdict
 
 __all__ = [
@@ -88,11 +88,10 @@ class _State:
 
     cache: Cache | None  # verdict lookups by digest (read-only in workers); None without --cache
     caching: bool  # produce the cache form of fresh verdicts for the parent to store
-    max_bytes: int  # sources.read_source's size limit
     # send fresh verdicts back in their cache form (brief + JSON) instead of as a Verdict: a pickled
     # Verdict costs ~50 us to pack and as much to unpack, and the parent would re-encode it as JSON
     compact: bool = False
-    options: Options = DEFAULT_OPTIONS  # site signatures and the tools that analyse dumps
+    options: Options = DEFAULT_OPTIONS  # site signatures, the tools that analyse dumps, the size limit
     dumps: dict[str, DumpFiles] | None = None  # the inputs that are crash dumps, by name
     timeout: float = 0.0  # seconds one transcript may take (read and triage); 0: no limit
 
@@ -154,7 +153,7 @@ def _process_path(name: str, state: _State) -> _Result:
 
     def read_and_process() -> _Result:
         try:
-            src = read_source(name, max_bytes=state.max_bytes, digest=state.caching)  # the digest: a cache key
+            src = read_source(name, max_bytes=state.options.max_bytes, digest=state.caching)  # the digest: a cache key
         except Exception as exc:  # noqa: BLE001 - read_source never raises by contract; belt and braces
             src = Source(name, None, f"internal error reading: {type(exc).__name__}: {exc}", "", 0)
         return _process(src, state)
@@ -233,7 +232,7 @@ def _ticking(interval: float) -> Iterator[bool]:
 _WORKER: _State | None = None
 
 
-def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compact: bool, options: Options,
+def _init_worker(cache_args: tuple[str, str, str] | None, compact: bool, options: Options,
                  dumps: dict[str, DumpFiles], timeout: float, lifeline: tuple[int, int]) -> None:
     global _WORKER, _lifeline
     # Ctrl-C is the parent's to handle (it cancels the pool); workers printing their own
@@ -250,7 +249,7 @@ def _init_worker(cache_args: tuple[str, str, str] | None, max_bytes: int, compac
             cache = Cache(*cache_args, readonly=True)
         except DumpscopeError:
             cache = None  # lookups only speed things up; without them every input is triaged afresh
-    _WORKER = _State(cache, cache_args is not None, max_bytes, compact, options, dumps, timeout)
+    _WORKER = _State(cache, cache_args is not None, compact, options, dumps, timeout)
 
 
 def _work(name: str) -> _Result:
@@ -270,7 +269,7 @@ def _context() -> Any:
 
 
 def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
-            max_bytes: int, compact: bool, options: Options, dumps: dict[str, DumpFiles],
+            compact: bool, options: Options, dumps: dict[str, DumpFiles],
             timeout: float = 0.0) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
     # inputs not yet returned; if it breaks again those inputs become error rows. Imported here: a
@@ -286,7 +285,7 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
         chunk = max(1, min(_MAX_CHUNK, len(rest) // (n * 16)))
         lifeline = os.pipe()  # the workers watch the read end; this process alone keeps the write end
         ex = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_init_worker,
-                                 initargs=(cache_args, max_bytes, compact, options, dumps, timeout, lifeline))
+                                 initargs=(cache_args, compact, options, dumps, timeout, lifeline))
         ended = False
         try:
             for r in ex.map(_work, rest, chunksize=chunk):
@@ -423,7 +422,6 @@ def triage_all(
     cache: Cache | None = None,
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     options: Options = DEFAULT_OPTIONS,
     selection: Selection | None = None,
     timeout: float = DEFAULT_TIMEOUT,
@@ -432,7 +430,8 @@ def triage_all(
     """Triage every input named by `paths` and yield one Verdict each, in `crashdir.select` order.
 
     `paths` are files, directories (walked recursively) and '-' for standard input (`stdin`, read
-    once in this process; a second '-' reuses what was read). Inputs are read and triaged in `jobs`
+    once in this process; a second '-' reuses what was read), each read up to `options.max_bytes`
+    (larger ones are error rows). Inputs are read and triaged in `jobs`
     worker processes (default: every CPU this process may use; 1 runs everything in-process, with
     no pool); workers are given paths, not texts, and end when this process does. A bad input, or
     one whose triage raises, becomes a `status='error'` row and never stops or hides the others;
@@ -446,8 +445,8 @@ def triage_all(
     --exclude patterns, say). A `runner` (`cluster.DaskRunner`) selects and triages the inputs
     instead of local processes. Raises SignatureFileError up front when the signature files are bad.
     """
-    rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, max_bytes=max_bytes,
-                       options=options, selection=selection, timeout=timeout, runner=runner)
+    rows = triage_rows(paths, jobs=jobs, cache=cache, stdin=stdin, progress=progress, options=options,
+                       selection=selection, timeout=timeout, runner=runner)
     try:
         for row in rows:
             yield row.verdict()
@@ -462,7 +461,6 @@ def triage_rows(
     cache: Cache | None = None,
     stdin: BinaryIO | None = None,
     progress: Progress | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     docs: bool = True,
     compact: bool = False,
     options: Options = DEFAULT_OPTIONS,
@@ -492,7 +490,7 @@ def triage_rows(
     options.signatures()
     if timeout < 0:
         raise DumpscopeError(f"timeout must be 0 (no limit) or more seconds, not {timeout:g}")
-    state = _State(cache, cache is not None, max_bytes, False, options, chosen.dumps, timeout)
+    state = _State(cache, cache is not None, False, options, chosen.dumps, timeout)
 
     # The pre-check: files whose stat stamp is unchanged and whose content has a verdict are not
     # read, hashed or triaged (one query per 500 files; stamps taken against one clock reading).
@@ -520,8 +518,7 @@ def triage_rows(
         cache_args = (cache.path, cache.sigset, cache.version) if cache is not None else None
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
-        results = _pooled(work, workers, cache_args, max_bytes, compact, options,
-                                                          chosen.dumps, timeout)
+        results = _pooled(work, workers, cache_args, compact, options, chosen.dumps, timeout)
     else:
         results = _inline(work, state)
 
@@ -556,7 +553,7 @@ def triage_rows(
                 r = _process_path(name, state)
             elif name == "-":
                 if stdin_src is None:
-                    stdin_src = read_source("-", stdin=stdin, max_bytes=max_bytes)
+                    stdin_src = read_source("-", stdin=stdin, max_bytes=options.max_bytes)
                 r = _within_limit(stdin_src.name, state, functools.partial(_process, stdin_src, state))
                 name = stdin_src.name
             else:

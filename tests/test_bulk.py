@@ -196,3 +196,17 @@ def test_compact_worker_rows_equal_fresh_verdict_rows() -> None:
         assert (brief.signature, brief.confidence, brief.bucket, brief.title, brief.platform) == \
             (v.signature, v.confidence, v.bucket, v.title, v.platform)
         assert row.verdict() == v
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_size_limit_is_the_options_own_in_process_in_workers_and_on_stdin(tmp_path: Path, jobs: int) -> None:
+    from dumpscope.analyse import Options
+
+    (tmp_path / "small.txt").write_text("> ::status\npanic message: tiny\n")
+    (tmp_path / "big.txt").write_text(POSITIVE)
+    limit = len(POSITIVE.encode()) - 1
+    rows = list(triage_all([str(tmp_path), "-"], jobs=jobs, stdin=io.BytesIO(POSITIVE.encode()),
+                           options=Options(max_bytes=limit)))
+    assert [(Path(v.source).name, v.status) for v in rows] == [("big.txt", "error"), ("small.txt", "ok"),
+                                                                ("<stdin>", "error")]
+    assert all(v.error and v.error.startswith("too large") for v in (rows[0], rows[2]))
