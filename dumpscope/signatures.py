@@ -856,8 +856,9 @@ _THREAD_KEYS = {"role", "description", "frames", "bind", "require", "hints"}
 _CLAUSE_KEYS = {"check", "label", "optional", "differs"}
 _FIX_KEYS = {"references", "lines"}
 _FIXLINE_KEYS = {"name", "commit", "date", "build"}
-# Names triage fills in for events and hints besides a signature's own bindings.
-EXTRA_FIELDS = frozenset({"handler", "remover", "address", "panic_message"})
+# Names triage fills in for events and hints of every signature, besides its own bindings and the
+# names its data gives (see _named_fields).
+EXTRA_FIELDS = frozenset({"address", "panic_message"})
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 
 
@@ -917,9 +918,10 @@ def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | 
     bound = {n for n, _ in crash.bind} | {n for t in threads for n, _ in t.bind}
     derive = _derive(ctx, doc.get("derive", {}), bound)
     bound |= {n for n, _ in derive}
-    events = _events(ctx, doc.get("events", []), bound | EXTRA_FIELDS, {f.name for f in crash.frames if f.name},
-                     {t.role for t in threads})
-    hints = _hints(ctx, doc.get("hints", []), ("hints",), bound | EXTRA_FIELDS)
+    named = _named_fields(crash, threads)
+    events = _events(ctx, doc.get("events", []), bound | named | EXTRA_FIELDS,
+                     {f.name for f in crash.frames if f.name}, {t.role for t in threads})
+    hints = _hints(ctx, doc.get("hints", []), ("hints",), bound | named | EXTRA_FIELDS)
     replay = doc.get("replay")
     if replay is not None and (not isinstance(replay, str) or not _NAME_RE.fullmatch(replay.replace("-", "_"))):
         raise ctx.fail(("replay",), "replay must be a model name like 'cyclic-12476'")
@@ -1200,12 +1202,21 @@ def _threads(ctx: _Ctx, raw: Any, crash: CrashSpec) -> tuple[ThreadSpec, ...]:
             _keys(ctx, cl, _CLAUSE_KEYS, cw)
             text = _str(ctx, cl, "check", cw)
             clauses.append(_clause(ctx, cw, text, cl, frames, names))
-        hints = _hints(ctx, th.get("hints", []), w + ("hints",), names | EXTRA_FIELDS)
+        hints = _hints(ctx, th.get("hints", []), w + ("hints",), names | _named_fields(crash, raw) | EXTRA_FIELDS)
         out.append(ThreadSpec(
             role, _str(ctx, th, "description", w) if "description" in th else role, frames, bind,
             tuple(clauses), hints, ctx.line(w + ("role",)),
         ))
     return tuple(out)
+
+
+def _named_fields(crash: CrashSpec, threads: Sequence[ThreadSpec | Mapping[str, Any]]) -> set[str]:
+    # The template fields a signature's data names beyond its bindings (story.py fills them): each
+    # named crash frame pattern ('{handler}', the function it matched) and each [[threads]] role
+    # ('{remover}', the thread that paired). `threads` may still be the raw tables.
+    roles = {t.role if isinstance(t, ThreadSpec) else t.get("role") if isinstance(t, Mapping) else None
+             for t in threads}
+    return {f.name for f in crash.frames if f.name} | {r for r in roles if isinstance(r, str)}
 
 
 def _clause(ctx: _Ctx, where: tuple[str | int, ...], text: str, raw: Mapping[str, Any],

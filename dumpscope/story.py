@@ -30,20 +30,14 @@ def events(sig: Signature, m: Match, panic_message: str | None) -> tuple[Event, 
     derived = _derived(sig, m)
     for name, computed in derived.items():
         values.setdefault(name, computed)
-    handler = m.frame("handler")
-    values["handler"] = handler.function if handler is not None else "the handler"
-    roles = " or ".join(s.role for s in sig.threads) or "other"
-    if m.partners:
-        values["remover"] = m.partners[0].label
-    elif m.candidates:
-        values["remover"] = f"a {roles} thread this transcript does not identify"
-    else:
-        values["remover"] = f"a {roles} thread not shown in this transcript"
+    for name, named in _named_values(sig, m):
+        values.setdefault(name, named)
     if panic_message:
         values["panic_message"] = panic_message.strip()
+    roles = {spec.role for spec in sig.threads}
     out: list[Event] = []
     unknown: list[str] = []
-    told_partner = False
+    told: set[str] = set()  # roles whose unpaired threads of the right shape were told
     for spec in sig.events:
         if spec.when and (m.frame(spec.when.lstrip("!")) is None) != spec.when.startswith("!"):
             continue
@@ -59,9 +53,11 @@ def events(sig: Signature, m: Match, panic_message: str | None) -> tuple[Event, 
         inferred = bool(spec.rests_on) and not any(p.role == spec.rests_on for p in m.partners)
         out.append(Event(_cap(text) if spec.text.startswith("{") and first in _WORDS else text, ev_lines,
                          inferred))
-        if "remover" in used and not told_partner and not m.partners:
-            told_partner = True
-            out.extend(Event(unpaired_reason(c), (c.line,)) for c in m.candidates)
+        # the first step naming a thread that did not pair says, once, why its look-alikes do not count
+        for role in sorted(roles.intersection(used) - told):
+            told.add(role)
+            if not any(p.role == role for p in m.partners):
+                out.extend(Event(unpaired_reason(c), (c.line,)) for c in m.candidates if c.role == role)
     if unknown:
         out.append(Event("Not shown in this transcript, so left out above: "
                          + ", ".join(_describe(sig, n) for n in unknown) + "."))
@@ -91,6 +87,24 @@ def _differs(template: str, lhs: str, rhs: str) -> str:
     return fill_template(template, {"lhs": lhs, "rhs": rhs})
 
 
+def _named_values(sig: Signature, m: Match) -> Iterator[tuple[str, str]]:
+    # The template fields the signature's own data names ('{handler}': a named crash frame pattern,
+    # its matched function, else 'the handler'; '{remover}': a [[threads]] role, the thread that
+    # paired, else what the transcript shows of that role).
+    for pat in sig.crash.frames:
+        if pat.name:
+            fr = m.frame(pat.name)
+            yield pat.name, fr.function if fr is not None else f"the {pat.name}"
+    for spec in sig.threads:
+        partner = next((p for p in m.partners if p.role == spec.role), None)
+        if partner is not None:
+            yield spec.role, partner.label
+        elif any(c.role == spec.role for c in m.candidates):
+            yield spec.role, f"a {spec.role} thread this transcript does not identify"
+        else:
+            yield spec.role, f"a {spec.role} thread not shown in this transcript"
+
+
 def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -103,15 +117,14 @@ def _lines(sig: Signature, m: Match) -> dict[str, tuple[int, ...]]:
         if fr is not None:
             out[name] = (fr.line,)
     for partner in m.partners:
-        out["remover"] = (partner.line,)
+        out[partner.role] = (partner.line,)
         spec = next((s for s in sig.threads if s.role == partner.role), None)
         for name, op in spec.bind if spec is not None else ():
             fr = next((f for n, f in partner.frames if n == op.name), None)
             if fr is not None:
                 out[name] = (fr.line,)
-    handler = m.frame("handler")
-    if handler is not None:
-        out["handler"] = (handler.line,)
+    for name, fr in m.frames:  # a '{handler}' field: the line of the frame it names
+        out.setdefault(name, (fr.line,))
     for name, op in sig.derive:
         out.setdefault(name, out.get(op.name, ()))
     return out

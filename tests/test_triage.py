@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dumpscope.replay as replay_mod
+import dumpscope.signatures
 import dumpscope.triage as triage_mod
 from _dumps import stack, thread
 from _seeds import REMOVER, vatpit, vhpet, with_platform
 from dumpscope.dump import Dump, Frame, SectionKind, Stack, Status, Thread
+from dumpscope.parse import parse_transcript
 from dumpscope.signatures import load_signatures
 from dumpscope.triage import fix_status, triage
 from dumpscope.verdict import Confidence, FixStatus
@@ -175,3 +177,22 @@ def test_seed_fixtures_through_the_parser() -> None:
     v = triage_text(text, "vatpit")
     assert v.confidence is Confidence.LIKELY
     assert "::stacks -c cyclic_remove_here | ::findstack -v" in [h.command for h in v.hints]
+
+
+def test_story_fields_come_from_the_signature_whatever_its_role_and_frames_are_called(tmp_path: Path) -> None:
+    # '{handler}' and '{remover}' are a named crash frame and a [[threads]] role of the 12476 file, not
+    # names the story knows: the same file with both renamed tells the same story (the role's own word
+    # aside), paired, with an unpaired look-alike, and with no such thread at all
+    bundled = Path(dumpscope.signatures.__file__).parent / "data" / "signatures" / "illumos-12476.toml"
+    renamed = (bundled.read_text().replace('id = "illumos-12476"', 'id = "renamed-12476"')
+               .replace('role = "remover"', 'role = "drainer"').replace('rests_on = "remover"', 'rests_on = "drainer"')
+               .replace("{remover}", "{drainer}").replace('name = "handler"', 'name = "callback"')
+               .replace("{handler}", "{callback}"))
+    assert "{remover}" not in renamed and "{handler}" not in renamed and "drainer" not in bundled.read_text()
+    (tmp_path / "renamed-12476.toml").write_text(renamed)
+    sigs = load_signatures([tmp_path / "renamed-12476.toml"])
+    other_cpu = parse_transcript((TRANSCRIPTS / "near-miss-12476-remover-other-cpu.txt").read_text(), "x")
+    for dump, paired in ((vhpet(), True), (vatpit(), False), (other_cpu, False)):
+        want, got = triage(dump, "x").events, triage(dump, "x", sigs).events
+        assert want and any("drainer" in e.text for e in got) != paired
+        assert [dataclasses.replace(e, text=e.text.replace("drainer", "remover")) for e in got] == list(want)
