@@ -921,7 +921,7 @@ def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | 
     named = _named_fields(crash, threads)
     events = _events(ctx, doc.get("events", []), bound | named | EXTRA_FIELDS,
                      {f.name for f in crash.frames if f.name}, {t.role for t in threads})
-    hints = _hints(ctx, doc.get("hints", []), ("hints",), bound | named | EXTRA_FIELDS)
+    hints = _with_search_hints(_hints(ctx, doc.get("hints", []), ("hints",), bound | named | EXTRA_FIELDS), threads)
     replay = doc.get("replay")
     if replay is not None and (not isinstance(replay, str) or not _NAME_RE.fullmatch(replay.replace("-", "_"))):
         raise ctx.fail(("replay",), "replay must be a model name like 'cyclic-12476'")
@@ -932,6 +932,7 @@ def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | 
         why = check_dcmd(d)
         if why:
             raise ctx.fail(("dcmds",), f"dcmd {d!r}: {why}")
+    dcmds += tuple(d for d in _follow_ups(threads) if d not in dcmds)
     sig = Signature(
         id=sig_id,
         title=title,
@@ -1208,6 +1209,27 @@ def _threads(ctx: _Ctx, raw: Any, crash: CrashSpec) -> tuple[ThreadSpec, ...]:
             tuple(clauses), hints, ctx.line(w + ("role",)),
         ))
     return tuple(out)
+
+
+def _with_search_hints(own: tuple[Hint, ...], threads: Sequence[ThreadSpec]) -> tuple[Hint, ...]:
+    # A match on the message alone needs, besides its own hints, the search for each other thread
+    # (a role's hints that name no '{address}', the 12476 '::stacks -c cyclic_remove_here | ...'):
+    # written once, under [[threads.hints]], and listed here too, each command once.
+    out = list(own)
+    for spec in threads:
+        for h in spec.hints:
+            if "address" not in template_fields(h.command) and all(o.command != h.command for o in out):
+                out.append(h)
+    return tuple(out)
+
+
+def _follow_ups(threads: Sequence[ThreadSpec]) -> tuple[str, ...]:
+    # A role's '{address}' hint that is a dcmd ('{address}::findstack -v') is the follow-up mdb runs
+    # once a first pass names the thread (mdb.follow_ups runs only hints of a declared dcmd's shape):
+    # written once, as the hint, and declared here. One that is not a dcmd stays a hint for a person.
+    found = (h.command for spec in threads for h in spec.hints
+             if h.command.startswith("{address}") and check_dcmd(h.command) is None)
+    return tuple(dict.fromkeys(found))
 
 
 def _named_fields(crash: CrashSpec, threads: Sequence[ThreadSpec | Mapping[str, Any]]) -> set[str]:

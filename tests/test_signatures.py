@@ -292,3 +292,16 @@ def test_the_bundled_data_passes_the_regex_safety_check(monkeypatch: pytest.Monk
     assert len(sigs.load_signature_set()) == len(own) and sigs.load_irrelevant_frames() and sigs.load_crash_kinds()
     with pytest.raises(SignatureFileError):
         sigs.load_signatures(sorted((data / "signatures").glob("*.toml")))
+
+
+def test_12476_writes_each_hint_once_and_loads_its_hints_and_dcmds_whole() -> None:
+    # the remover's search and follow-up are written once, under [[threads.hints]]; the loader lists
+    # the search among the message-only hints too, and declares the follow-up as a dcmd (mdb.follow_ups)
+    text = (SIG_DIR / "illumos-12476.toml").read_text()
+    assert text.count("\"::stacks -c cyclic_remove_here | ::findstack -v\"") == 1
+    assert text.count("\"{address}::findstack -v\"") == 1
+    sig = load_signatures([SIG_DIR / "illumos-12476.toml"]).get("illumos-12476")
+    assert sig is not None
+    assert [h.command for h in sig.hints] == ["$C", "::stacks -c cyclic_remove_here | ::findstack -v"]
+    assert sig.hints[1] == sig.threads[0].hints[0]
+    assert sig.dcmds == ("::status", "$C", "::stacks -c cyclic_remove_here", "{address}::findstack -v")
