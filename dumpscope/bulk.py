@@ -83,15 +83,15 @@ def timed_out(seconds: float) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _State:
-    """What the code that reads and triages one input needs, in a worker or in-process."""
+class _Settings:
+    """How each input of one run is read and triaged: one small, frozen, picklable record, handed as
+    it is to the in-process loop, to every pool worker and to every Dask task."""
 
-    cache: Cache | None  # verdict lookups by digest (read-only in workers); None without --cache
+    options: Options  # site signatures, the tools that analyse dumps, the size limit
     caching: bool  # produce the cache form of fresh verdicts for the parent to store
     # send fresh verdicts back in their cache form (brief + JSON) instead of as a Verdict: a pickled
     # Verdict costs ~50 us to pack and as much to unpack, and the parent would re-encode it as JSON
     compact: bool = False
-    options: Options = DEFAULT_OPTIONS  # site signatures, the tools that analyse dumps, the size limit
     dumps: dict[str, DumpFiles] | None = None  # the inputs that are crash dumps, by name
     timeout: float = 0.0  # seconds one transcript may take (read and triage); 0: no limit
 
@@ -118,57 +118,58 @@ def _fresh(src: Source, signatures: SignatureSet | None = None) -> tuple[Verdict
     return v, True
 
 
-def _process(src: Source, state: _State) -> _Result:
+def _process(src: Source, run: _Settings, cache: Cache | None) -> _Result:
+    # `cache`: verdict lookups by digest (read-only in workers); None without --cache, or in a Dask task
     if src.error is not None:
         return _FAILED, error_verdict(src.name, src.error, src.notes), "", src.notes, None
-    if state.cache is not None:
-        doc = state.cache.get_json(src.digest)
+    if cache is not None:
+        doc = cache.get_json(src.digest)
         if doc is not None:
             return _HIT, doc, src.digest, src.notes, None
-    v, cacheable = _fresh(src, state.options.signatures())
-    if state.compact and cacheable:
+    v, cacheable = _fresh(src, run.options.signatures())
+    if run.compact and cacheable:
         return _FRESH_DOC, brief_of(v), src.digest, src.notes, content_json(v, src.notes)
-    doc = content_json(v, src.notes) if state.caching and cacheable else None
+    doc = content_json(v, src.notes) if run.caching and cacheable else None
     return _FRESH, v, src.digest, src.notes, doc
 
 
-def _process_dump(dump: DumpFiles, state: _State) -> _Result:
+def _process_dump(dump: DumpFiles, run: _Settings, cache: Cache | None) -> _Result:
     # A dump's cache key is its identity (crashdir.identity: names, sizes, mtimes, header UUID), so a
     # dump analysed before is answered without starting savecore or mdb.
     key = identity(dump)
-    if state.cache is not None:
-        doc = state.cache.get_json(key)
+    if cache is not None:
+        doc = cache.get_json(key)
         if doc is not None:
             return _HIT, doc, key, (), None
-    v, cacheable = dump_verdict(dump, state.options, key)
-    if state.compact and cacheable:
+    v, cacheable = dump_verdict(dump, run.options, key)
+    if run.compact and cacheable:
         return _FRESH_DOC, brief_of(v), key, (), content_json(v)
-    return _FRESH, v, key, (), content_json(v) if state.caching and cacheable else None
+    return _FRESH, v, key, (), content_json(v) if run.caching and cacheable else None
 
 
-def _process_path(name: str, state: _State) -> _Result:
-    dump = state.dumps.get(name) if state.dumps else None
+def _process_path(name: str, run: _Settings, cache: Cache | None = None) -> _Result:
+    dump = run.dumps.get(name) if run.dumps else None
     if dump is not None:
-        return _process_dump(dump, state)  # savecore and mdb have their own time limits (--mdb-timeout)
+        return _process_dump(dump, run, cache)  # savecore and mdb have their own time limits (--mdb-timeout)
 
     def read_and_process() -> _Result:
         try:
-            src = read_source(name, max_bytes=state.options.max_bytes, digest=state.caching)  # the digest: a cache key
+            src = read_source(name, max_bytes=run.options.max_bytes, digest=run.caching)  # the digest: a cache key
         except Exception as exc:  # noqa: BLE001 - read_source never raises by contract; belt and braces
             src = Source(name, None, f"internal error reading: {type(exc).__name__}: {exc}", "", 0)
-        return _process(src, state)
+        return _process(src, run, cache)
 
-    return _within_limit(name, state, read_and_process)
+    return _within_limit(name, run.timeout, read_and_process)
 
 
-def _within_limit(name: str, state: _State, work: Callable[[], _Result]) -> _Result:
+def _within_limit(name: str, seconds: float, work: Callable[[], _Result]) -> _Result:
     # `work` under the input's time limit; past it, an error row (not cached: how long an input takes
     # depends on the machine and its load, not on the input alone)
     try:
-        with _deadline(state.timeout):
+        with _deadline(seconds):
             return work()
     except _TimedOut:
-        return _FAILED, error_verdict(name, timed_out(state.timeout)), "", (), None
+        return _FAILED, error_verdict(name, timed_out(seconds)), "", (), None
 
 
 # --- the per-input time limit and the lifeline ----------------------------------------------------
@@ -229,11 +230,11 @@ def _ticking(interval: float) -> Iterator[bool]:
 
 # --- worker processes ---------------------------------------------------------------------------
 
-_WORKER: _State | None = None
+_WORKER: tuple[_Settings, Cache | None] | None = None  # the run's settings and this worker's cache
 
 
-def _init_worker(cache_args: tuple[str, str, str] | None, compact: bool, options: Options,
-                 dumps: dict[str, DumpFiles], timeout: float, lifeline: tuple[int, int]) -> None:
+def _init_worker(run: _Settings, cache_args: tuple[str, str, str] | None, lifeline: tuple[int, int]) -> None:
+    # `cache_args`: (path, sigset, version) of the run's cache, opened read-only here; `lifeline`: the pipe.
     global _WORKER, _lifeline
     # Ctrl-C is the parent's to handle (it cancels the pool); workers printing their own
     # KeyboardInterrupt tracebacks would only bury its message.
@@ -249,12 +250,12 @@ def _init_worker(cache_args: tuple[str, str, str] | None, compact: bool, options
             cache = Cache(*cache_args, readonly=True)
         except DumpscopeError:
             cache = None  # lookups only speed things up; without them every input is triaged afresh
-    _WORKER = _State(cache, cache_args is not None, compact, options, dumps, timeout)
+    _WORKER = run, cache
 
 
 def _work(name: str) -> _Result:
     assert _WORKER is not None
-    return _process_path(name, _WORKER)
+    return _process_path(name, *_WORKER)
 
 
 def _context() -> Any:
@@ -268,9 +269,8 @@ def _context() -> Any:
         return multiprocessing.get_context()
 
 
-def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str] | None,
-            compact: bool, options: Options, dumps: dict[str, DumpFiles],
-            timeout: float = 0.0) -> Generator[_Result, None, None]:
+def _pooled(names: Sequence[str], workers: int, run: _Settings,
+            cache_args: tuple[str, str, str] | None) -> Generator[_Result, None, None]:
     # Results in the order of `names`. A pool that breaks (a worker killed) is restarted for the
     # inputs not yet returned; if it breaks again those inputs become error rows. Imported here: a
     # run answered from the cache starts no pool and need not load them (~10 ms).
@@ -285,7 +285,7 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
         chunk = max(1, min(_MAX_CHUNK, len(rest) // (n * 16)))
         lifeline = os.pipe()  # the workers watch the read end; this process alone keeps the write end
         ex = ProcessPoolExecutor(max_workers=n, mp_context=_context(), initializer=_init_worker,
-                                 initargs=(cache_args, compact, options, dumps, timeout, lifeline))
+                                 initargs=(run, cache_args, lifeline))
         ended = False
         try:
             for r in ex.map(_work, rest, chunksize=chunk):
@@ -314,16 +314,16 @@ def _pooled(names: Sequence[str], workers: int, cache_args: tuple[str, str, str]
                 os.close(lifeline[1])
 
 
-def _inline(names: Sequence[str], state: _State) -> Generator[_Result, None, None]:
+def _inline(names: Sequence[str], run: _Settings, cache: Cache | None) -> Generator[_Result, None, None]:
     for name in names:
-        yield _process_path(name, state)
+        yield _process_path(name, run, cache)
 
 
 class Runner(Protocol):
     """Somewhere other than this machine's pool to read and triage inputs (`cluster.DaskRunner`).
 
     `triage_rows` asks it for one result per input, in the order given, as `_process_path` makes it
-    in a pool worker with no cache (`state.cache` is None); stdin, the cache and the rows stay in
+    in a pool worker with no cache, from the same `_Settings`; stdin, the cache and the rows stay in
     this process. Its `select` stands in for `crashdir.select` where inputs may lie elsewhere.
     """
 
@@ -331,7 +331,7 @@ class Runner(Protocol):
         """`crashdir.select` of `paths`, wherever each lies."""
         ...
 
-    def results(self, names: Sequence[str], state: _State) -> Generator[_Result, None, None]:
+    def results(self, names: Sequence[str], run: _Settings) -> Generator[_Result, None, None]:
         """One result per name, in order."""
         ...
 
@@ -490,7 +490,9 @@ def triage_rows(
     options.signatures()
     if timeout < 0:
         raise DumpscopeError(f"timeout must be 0 (no limit) or more seconds, not {timeout:g}")
-    state = _State(cache, cache is not None, False, options, chosen.dumps, timeout)
+    run = _Settings(options, cache is not None, compact, chosen.dumps, timeout)
+    # In this process nothing travels between processes: fresh verdicts stay Verdicts.
+    here = replace(run, compact=False)
 
     # The pre-check: files whose stat stamp is unchanged and whose content has a verdict are not
     # read, hashed or triaged (one query per 500 files; stamps taken against one clock reading).
@@ -511,16 +513,15 @@ def triage_rows(
     work = [name for i, name in enumerate(names) if name != "-" and i not in ready]  # for the readers, in order
 
     if runner is not None:
-        results: Generator[_Result, None, None] = runner.results(
-            work, replace(state, cache=None, compact=compact))
+        results: Generator[_Result, None, None] = runner.results(work, run)
     elif workers > 1 and len(work) > 1:
         _warm_up()
         cache_args = (cache.path, cache.sigset, cache.version) if cache is not None else None
         if cache is not None:
             cache.flush()  # workers read the cache file; nothing is pending yet, but be sure
-        results = _pooled(work, workers, cache_args, compact, options, chosen.dumps, timeout)
+        results = _pooled(work, workers, run, cache_args)
     else:
-        results = _inline(work, state)
+        results = _inline(work, here, cache)
 
     # The stored documents of cached rows are fetched a batch at a time, just ahead of the output.
     cached_at = sorted(ready) if docs else []  # positions of cached rows
@@ -550,11 +551,11 @@ def triage_rows(
                     yield Row(name, brief=brief, doc=doc, notes=notes, digest=digest)
                     continue
                 # The verdict vanished since the pre-check (another run rebuilt the cache): triage it here.
-                r = _process_path(name, state)
+                r = _process_path(name, here, cache)
             elif name == "-":
                 if stdin_src is None:
                     stdin_src = read_source("-", stdin=stdin, max_bytes=options.max_bytes)
-                r = _within_limit(stdin_src.name, state, functools.partial(_process, stdin_src, state))
+                r = _within_limit(stdin_src.name, timeout, functools.partial(_process, stdin_src, here, cache))
                 name = stdin_src.name
             else:
                 r = next(results)

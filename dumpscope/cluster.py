@@ -81,17 +81,17 @@ def _select_on_worker(path: str, include: Sequence[str], exclude: Sequence[str])
     return select([path], include, exclude)
 
 
-def _triage_on_worker(path: str, shown: str, state: bulk._State) -> bulk._Result:
+def _triage_on_worker(path: str, shown: str, run: bulk._Settings) -> bulk._Result:
     # The task: read and triage one input as a pool worker would, with no cache (the cache is the
     # client's). `shown` is the name the row carries (HOST:PATH), `path` the name on this host;
-    # `state.dumps` holds this input's crash dump files, if it is a dump.
-    tools = state.options.tools
-    if state.dumps and tools is not None and (tools.mdb is None or tools.savecore is None):
+    # `run.dumps` holds this input's crash dump files, if it is a dump.
+    tools = run.options.tools
+    if run.dumps and tools is not None and (tools.mdb is None or tools.savecore is None):
         # the client has none on its PATH (it need not be an illumos host): this host's own, if any
         tools = replace(tools, mdb=tools.mdb or shutil.which("mdb"),
                         savecore=tools.savecore or shutil.which("savecore"))
-        state = replace(state, options=replace(state.options, tools=tools))
-    kind, payload, digest, notes, doc = bulk._process_path(path, state)
+        run = replace(run, options=replace(run.options, tools=tools))
+    kind, payload, digest, notes, doc = bulk._process_path(path, run)
     if shown != path and kind in (bulk._FRESH, bulk._FAILED):
         payload = replace(payload, source=shown)
     return kind, payload, digest, notes, doc
@@ -241,9 +241,9 @@ class DaskRunner:
             skipped.extend(replace(s, path=prefix + s.path) for s in found.skipped)
         return Selection(tuple(inputs), dumps, tuple(skipped))
 
-    def results(self, names: Sequence[str], state: bulk._State) -> Generator[bulk._Result, None, None]:
-        """One result per name, in the order of `names`, from tasks on the cluster (`state` as a pool
-        worker's, without the cache)."""
+    def results(self, names: Sequence[str], run: bulk._Settings) -> Generator[bulk._Result, None, None]:
+        """One result per name, in the order of `names`, from tasks on the cluster (`run`: the run's
+        settings, as every pool worker has them; the cache stays with the client)."""
         client = self._client
         threads = sum(client.nthreads().values()) or 1
         window = max(_MIN_WINDOW, 4 * threads)
@@ -257,7 +257,7 @@ class DaskRunner:
         try:
             while given < len(names):
                 while submitted < len(names) and submitted - given < window:
-                    fut = self._submit(submitted, names[submitted], state)
+                    fut = self._submit(submitted, names[submitted], run)
                     if isinstance(fut, Future):
                         pending[submitted] = fut
                     else:
@@ -292,7 +292,7 @@ class DaskRunner:
             for fut in pending.values():
                 fut.release()
 
-    def _submit(self, i: int, name: str, state: bulk._State) -> Future[Any] | bulk._Result:
+    def _submit(self, i: int, name: str, run: bulk._Settings) -> Future[Any] | bulk._Result:
         host, path = split_host(name)
         restrict: dict[str, Any] = {}
         if host is not None:
@@ -302,9 +302,9 @@ class DaskRunner:
             restrict = {"workers": sorted(hosts), "allow_other_workers": False}
             self._allowed[i] = hosts
         # Each task carries only its own dump's files (the selection's are many).
-        dump = state.dumps.get(name) if state.dumps else None
-        task_state = replace(state, dumps={path: dump} if dump is not None else None)
-        return self._client.submit(_triage_on_worker, path, name, task_state, pure=False,
+        dump = run.dumps.get(name) if run.dumps else None
+        task_run = replace(run, dumps={path: dump} if dump is not None else None)
+        return self._client.submit(_triage_on_worker, path, name, task_run, pure=False,
                                    key=f"dumpscope-triage-{self._token}-{i}", **restrict)
 
     def _collect(self, finished: dict[int, Future[Any]], names: Sequence[str],

@@ -210,3 +210,39 @@ def test_the_size_limit_is_the_options_own_in_process_in_workers_and_on_stdin(tm
     assert [(Path(v.source).name, v.status) for v in rows] == [("big.txt", "error"), ("small.txt", "ok"),
                                                                 ("<stdin>", "error")]
     assert all(v.error and v.error.startswith("too large") for v in (rows[0], rows[2]))
+
+
+def test_the_pool_and_a_runner_are_handed_the_same_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One record carries the run's settings to pool workers and to Dask tasks alike: what one gets,
+    # the other gets, including the options' size limit, the time limit and the compact form.
+    import dumpscope.bulk as bulk_mod
+    from dumpscope.analyse import Options
+    from dumpscope.crashdir import select
+
+    handed: dict[str, object] = {}
+
+    def pooled(names, workers, run, cache_args):  # type: ignore[no-untyped-def]
+        handed["pool"] = run
+        return (bulk_mod._process_path(name, run) for name in names)
+
+    class Runner:
+        def select(self, paths, include=(), exclude=()):  # type: ignore[no-untyped-def]
+            return select(paths, include, exclude)
+
+        def results(self, names, run):  # type: ignore[no-untyped-def]
+            handed["runner"] = run
+            return (bulk_mod._process_path(name, run) for name in names)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(bulk_mod, "_pooled", pooled)
+    paths = _twenty(tmp_path)[:3]
+    options = Options(max_bytes=12345)
+    pool_rows = [r.json_line() for r in bulk_mod.triage_rows(paths, jobs=2, compact=True, options=options, timeout=7)]
+    dask_rows = [r.json_line() for r in bulk_mod.triage_rows(paths, runner=Runner(), compact=True, options=options,
+                                                             timeout=7)]
+    assert pool_rows == dask_rows
+    assert handed["pool"] == handed["runner"]
+    run = handed["pool"]
+    assert (run.options.max_bytes, run.timeout, run.compact) == (12345, 7, True)  # type: ignore[attr-defined]
