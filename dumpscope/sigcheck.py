@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from dumpscope.errors import DumpscopeError, SignatureFileError
-from dumpscope.signatures import Signature, SignatureSet, load_signature_set, parse_signature_file, site_files
+from dumpscope.signatures import (
+    Signature,
+    SignatureFile,
+    SignatureSet,
+    read_signature_file,
+    signature_set,
+    site_files,
+    site_signature_set,
+)
 
 __all__ = ["Finding", "Severity", "check_signatures"]
 
@@ -57,13 +65,15 @@ def check_signatures(directory: str, against: str | None = None) -> list[Finding
         findings.append(Finding(directory, None, Severity.WARNING, "no *.toml signature files"))
     mine: list[Signature] = []
     first: dict[str, Signature] = {}
-    bundled = {s.id: s for s in load_signature_set(())}
+    parsed: list[SignatureFile] = []  # each file parsed once, here; the set is built from them
+    bundled = {s.id: s for s in signature_set()}
     for path, data in files:
         try:
-            sig = parse_signature_file(path, data)
+            parsed.append(read_signature_file(path, data))
         except SignatureFileError as exc:
             findings.append(Finding(exc.path, exc.line, Severity.ERROR, _message(exc)))
             continue
+        sig = parsed[-1].signature
         if sig is None:
             continue  # a file of [[notes]] only
         if sig.id in first:
@@ -78,7 +88,7 @@ def check_signatures(directory: str, against: str | None = None) -> list[Finding
     if any(f.severity is Severity.ERROR for f in findings):
         return findings
     try:
-        sigs = load_signature_set((directory,))
+        sigs = site_signature_set(parsed)
     except SignatureFileError as exc:
         return findings + [Finding(exc.path, exc.line, Severity.ERROR, _message(exc))]
     if against is not None:
@@ -88,10 +98,9 @@ def check_signatures(directory: str, against: str | None = None) -> list[Finding
 
 def _against(sigs: SignatureSet, mine: Sequence[str], against: str) -> list[Finding]:
     from dumpscope.crashdir import select
-    from dumpscope.match import match
     from dumpscope.parse import parse_transcript
     from dumpscope.sources import read_source
-    from dumpscope.triage import best_match
+    from dumpscope.triage import best_match, match_all
 
     if not os.path.isdir(against):
         return [Finding(against, None, Severity.ERROR, "--against must be a directory of transcripts")]
@@ -109,7 +118,8 @@ def _against(sigs: SignatureSet, mine: Sequence[str], against: str) -> list[Find
             dump = parse_transcript(src.text, name)
         except DumpscopeError:
             continue
-        hits = [m for m in (match(dump, s) for s in sigs) if m is not None]
+        hits, raised = match_all(dump, sigs)  # matched and ranked as triage does
+        out.extend(Finding(name, None, Severity.ERROR, why) for why in raised)
         best, others = best_match(hits)
         standing = [m.signature.id for m in ([best] if best else []) + list(others)]
         for i in standing:

@@ -44,6 +44,7 @@ __all__ = [
     "Kind",
     "Operand",
     "Signature",
+    "SignatureFile",
     "SignatureSet",
     "ThreadSpec",
     "check_dcmd",
@@ -59,8 +60,10 @@ __all__ = [
     "load_signature_set",
     "load_signatures",
     "parse_signature_file",
+    "read_signature_file",
     "resolve",
     "signature_set",
+    "site_signature_set",
     "site_dirs",
     "site_files",
 ]
@@ -298,6 +301,16 @@ class BucketNote:
         parts = [f"ticket {self.ticket}" if self.ticket else "", f"owner {self.owner}" if self.owner else "",
                  f"fixed in {self.fixed}" if self.fixed else "", self.note]
         return "; ".join(p for p in parts if p) + f" (site note from {self.path})"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureFile:
+    """One signature file, read and parsed: what a lint checks file by file before the set is built."""
+
+    path: str
+    data: bytes  # the file's bytes (the set's version hashes them)
+    signature: Signature | None  # None for a site file of [[bucket_notes]] only
+    notes: tuple[BucketNote, ...]  # its [[bucket_notes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -689,6 +702,17 @@ def load_signature_set(site: Sequence[str] = ()) -> SignatureSet:
     return _assemble(_bundled_files(), [f for d in site for f in site_files(d)], ours=True)
 
 
+def site_signature_set(files: Sequence[SignatureFile]) -> SignatureSet:
+    """The bundled signatures plus these site files, already parsed (read_signature_file), as
+    load_signature_set builds them from their directories: nothing is parsed again (the bundled
+    files come from signature_set()). Raises SignatureFileError as load_signature_set does."""
+    bundled = signature_set()
+    parsed = {s.path: SignatureFile(s.path, b"", s, tuple(n for n in bundled.notes if n.path == s.path))
+              for s in bundled}
+    parsed.update((f.path, f) for f in files)
+    return _assemble(_bundled_files(), [(f.path, f.data) for f in files], ours=True, parsed=parsed)
+
+
 def site_files(directory: str) -> list[tuple[str, bytes]]:
     """The (path, bytes) of every *.toml in a site signature directory, sorted by name."""
     try:
@@ -720,15 +744,19 @@ def _bundled_files() -> list[tuple[str, bytes]]:
             for e in sorted(sig_dir.iterdir(), key=lambda e: e.name) if e.name.endswith(".toml")]
 
 
-def _assemble(bundled: list[tuple[str, bytes]], site: list[tuple[str, bytes]], *, ours: bool = False) -> SignatureSet:
-    # ours: `bundled` is dumpscope's own data, whose patterns the tests check (compile_pattern)
+def _assemble(bundled: list[tuple[str, bytes]], site: list[tuple[str, bytes]], *, ours: bool = False,
+              parsed: Mapping[str, SignatureFile] | None = None) -> SignatureSet:
+    # ours: `bundled` is dumpscope's own data, whose patterns the tests check (compile_pattern);
+    # parsed: files already parsed, by path (site_signature_set)
     digest = hashlib.sha256()
     by_id: dict[str, Signature] = {}
     notes: list[BucketNote] = []
     texts: dict[str, str] = {}
     for n, (name, data) in enumerate(bundled + site):
         digest.update(Path(name).name.encode() + b"\0" + data + b"\0")
-        sig, file_notes = _parse_any(name, data, ours=ours and n < len(bundled))
+        done = parsed.get(name) if parsed is not None else None
+        sig, file_notes = (done.signature, done.notes) if done is not None else \
+            _parse_any(name, data, ours=ours and n < len(bundled))
         notes.extend(file_notes)
         if sig is None:
             continue
@@ -865,7 +893,14 @@ _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 def parse_signature_file(path: str, data: bytes) -> Signature | None:
     """The signature of one file's bytes, or None for a site file of [[notes]] only; raises
     SignatureFileError (path, line, message) when the file is bad."""
-    return _parse_any(path, data)[0]
+    return read_signature_file(path, data).signature
+
+
+def read_signature_file(path: str, data: bytes) -> SignatureFile:
+    """One file's bytes parsed, with its [[bucket_notes]]; raises SignatureFileError (path, line,
+    message) when the file is bad. site_signature_set builds a set of such files."""
+    sig, notes = _parse_any(path, data)
+    return SignatureFile(path, data, sig, notes)
 
 
 def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | None, tuple[BucketNote, ...]]:

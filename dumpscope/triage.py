@@ -22,6 +22,7 @@ __all__ = [
     "CONFIDENCE_ORDER",
     "best_match",
     "fix_status",
+    "match_all",
     "nothing_usable",
     "scenario_12476",
     "signature_bucket",
@@ -61,15 +62,8 @@ def triage(dump: Dump, source: str, signatures: SignatureSet | None = None, text
         notes.append(f"bucketing failed ({type(exc).__name__}: {exc})")
         bkt = Bucket("0000000000", "unknown crash", "", "", ())
     notes.extend(bkt.notes)
-    matches: list[Match] = []
-    for sig in sigs:
-        try:
-            m = match(dump, sig)
-        except Exception as exc:  # noqa: BLE001 - siggen: one bad rule must not stop the others
-            notes.append(f"signature {sig.id} raised {type(exc).__name__}: {exc}; skipped")
-            continue
-        if m is not None:
-            matches.append(m)
+    matches, raised = match_all(dump, sigs)
+    notes.extend(raised)
     best, others = best_match(matches)
     msg = dump.panic_message
     base = dict(
@@ -151,6 +145,22 @@ def nothing_usable(dump: Dump, text: str | None = None) -> bool:
     record, kmem report or panic-shaped text. `parse` and `triage` both call an input with nothing
     usable an error, and only then."""
     return dump.empty and bucket(dump, text).title == NO_CRASH_TITLE
+
+
+def match_all(dump: Dump, sigs: SignatureSet) -> tuple[list[Match], list[str]]:
+    """Every signature's match of a parsed dump, and a note for each signature that raised (it is
+    skipped: one bad rule must not stop the others, as in siggen)."""
+    matches: list[Match] = []
+    raised: list[str] = []
+    for sig in sigs:
+        try:
+            m = match(dump, sig)
+        except Exception as exc:  # noqa: BLE001 - siggen: one bad rule must not stop the others
+            raised.append(f"signature {sig.id} raised {type(exc).__name__}: {exc}; skipped")
+            continue
+        if m is not None:
+            matches.append(m)
+    return matches, raised
 
 
 def best_match(matches: Sequence[Match]) -> tuple[Match | None, tuple[Match, ...]]:

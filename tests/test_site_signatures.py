@@ -194,3 +194,50 @@ def test_check_of_a_missing_directory_is_an_error(tmp_path: Path, capsys: pytest
     assert rc == 1
     assert out.splitlines() == [f"{tmp_path / 'nope'}: error: cannot list signature directory: No such file or directory",
                                 "1 error, 0 warnings"]
+
+
+def test_check_parses_each_site_file_once_into_the_set_a_triage_run_loads(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import dumpscope.sigcheck as sigcheck
+    import dumpscope.signatures as signatures
+
+    notes = '[[bucket_notes]]\nbucket = "3b1341ff9d"\nticket = "https://example.com/T-1"\n'
+    d = site(tmp_path, {"acme-zfs-tempreserve.toml": SITE_SIG, "acme-notes.toml": notes,
+                        "illumos-12476.toml": (BUNDLED / "illumos-12476.toml").read_text()})
+    want = load_signature_set((str(d),))
+    signatures.signature_set()  # the bundled set, as a triage run has it loaded
+    parsed: list[str] = []
+    real = signatures._parse_any
+    monkeypatch.setattr(signatures, "_parse_any", lambda path, *a, **k: parsed.append(path) or real(path, *a, **k))
+    built: list[signatures.SignatureSet] = []
+    real_set = sigcheck.site_signature_set
+    monkeypatch.setattr(sigcheck, "site_signature_set", lambda files: built.append(real_set(files)) or built[-1])
+    findings = sigcheck.check_signatures(str(d))
+    assert not [f for f in findings if f.severity is sigcheck.Severity.ERROR], findings
+    assert sorted(parsed) == sorted(str(p) for p in d.iterdir())  # each site file once, no bundled file
+    (got,) = built
+    assert (got.version, got.signatures, got.notes) == (want.version, want.signatures, want.notes)
+    assert got.get("illumos-12476").replaces == "dumpscope/data/signatures/illumos-12476.toml"  # type: ignore[union-attr]
+
+
+def test_check_against_transcripts_reports_a_signature_that_raises_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # matched as triage matches (triage.match_all): a signature that raises is a finding, not a traceback
+    import dumpscope.sigcheck as sigcheck
+    import dumpscope.triage as triage_mod
+
+    against = tmp_path / "against"
+    against.mkdir()
+    shutil.copy(LIST_REMOVE, against / "hit.txt")
+    d = site(tmp_path, {"acme-zfs-tempreserve.toml": SITE_SIG})
+    real = triage_mod.match
+
+    def match(dump, sig):  # type: ignore[no-untyped-def]
+        if sig.id == "illumos-12476":
+            raise RuntimeError("boom")
+        return real(dump, sig)
+
+    monkeypatch.setattr(triage_mod, "match", match)
+    found = [f.text() for f in sigcheck.check_signatures(str(d), str(against))]
+    assert f"{against}/hit.txt: error: signature illumos-12476 raised RuntimeError: boom; skipped" in found
+    assert not any("no transcript in" in f for f in found)  # the site signature still matched
