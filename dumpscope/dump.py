@@ -21,6 +21,7 @@ __all__ = [
     "Trap",
     "hex_text",
     "thread_label",
+    "trap_follows",
 ]
 
 
@@ -192,6 +193,19 @@ BAD_TRAP = re.compile(
 )
 
 
+# How far a trap banner may start after the panic message it belongs to: the blank and process lines
+# between ('panic[cpu0]/thread=...: BAD TRAP: ...', '', 'sched:', '#pf Page fault'; trap.c die()).
+_BANNER_GAP = 4
+
+
+def trap_follows(panic_line: int, first: int, end: int) -> bool:
+    """True when the trap record on lines `first`-`end` belongs to the panic message on `panic_line`:
+    it holds that line or the one before, or starts at most a few lines after it. The one window by
+    which the parser pairs a trap banner with its console panic line and Dump.trap picks the
+    panic's trap record."""
+    return first <= panic_line + _BANNER_GAP and end >= panic_line - 1
+
+
 @dataclass(frozen=True, slots=True)
 class Trap:
     """A trap record: the kernel's trap banner and register dump, or SPARC trap-level registers."""
@@ -268,7 +282,7 @@ class Dump:
             return None
         at = self.panic_message_line
         if at is not None:
-            after = [t for t in self.traps if t.line <= at + 3 and t.end >= at - 1]
+            after = [t for t in self.traps if trap_follows(at, t.line, t.end)]
             if after:
                 return after[-1]
         return self.traps[0]

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dumpscope.dump import BAD_TRAP, FmaRecord, Frame, Stack, Trap
+from dumpscope.dump import BAD_TRAP, FmaRecord, Frame, Stack, Trap, trap_follows
 from dumpscope.lexer import LineTok, dec_value, hex_value
 
 __all__ = ["fma_record", "panicstack_frames", "trap_records", "typed_stack"]
@@ -17,8 +17,6 @@ _PANICSTACK_FRAME = re.compile(r"(?P<mod>[\w.$-]+):(?P<func>[\w.$]+)\+(?P<off>[0
 # The runs of the characters an entry starts with: an entry can only start where one does (see
 # _panicstack_entries).
 _MODULE_RUN = re.compile(r"[\w.$-]+")
-# How far a banner may sit from the panic line it belongs to (the blank and process lines between)
-_BANNER_GAP = 4
 
 
 def fma_record(lines: Sequence[tuple[str, LineTok]], notes: list[str]) -> FmaRecord | None:
@@ -146,7 +144,7 @@ def _section_traps(section: tuple[tuple[str, LineTok], ...], console: Sequence[d
     first, last = section[0][1].line, section[-1][1].line
     if not (set(fields) - {"process"}):
         return []  # a lone 'word:' line is not a trap record
-    info = _panic_before(first, console)
+    info = _panic_before(first, last, console)
     if info is not None:
         m = BAD_TRAP.search(info["message"] or "")
         if m:
@@ -161,11 +159,12 @@ def _section_traps(section: tuple[tuple[str, LineTok], ...], console: Sequence[d
     return [Trap(line=first, end=last, lines=tuple(where), **fields)]
 
 
-def _panic_before(line: int, console: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    # the console panic record (panic line or BAD TRAP banner) whose message ends just before `line`
+def _panic_before(first: int, last: int, console: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    # the console panic record (panic line or BAD TRAP banner) whose message ends just before the trap
+    # section on lines first-last, and so the last that section follows
     best = None
     for info in console:
-        if info["text_line"] < line and line - info["text_line"] <= _BANNER_GAP:
+        if info["text_line"] < first and trap_follows(info["text_line"], first, last):
             best = info
     return best
 

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import TRANSCRIPTS
 from dumpscope.cli import main
-from dumpscope.dump import Frame, SectionKind
+from dumpscope.dump import Dump, Frame, SectionKind, Trap, trap_follows
 from dumpscope.parse import _without_escaped_newlines, parse_transcript
 
 VATPIT = TRANSCRIPTS / "seed-12476-vatpit-status-and-dollar-c.txt"
@@ -364,3 +364,21 @@ def test_stacks_dash_a_members_share_the_group_stack() -> None:
     assert [t.count for t in threads] == [3, None, None, 1]
     assert all([f.function for f in t.frames] == ["swtch", "sema_p", "cyclic_remove_here"] for t in threads[:3])
     assert [f.function for f in threads[3].frames] == ["cv_wait"]
+
+
+def test_one_window_pairs_a_trap_record_with_its_panic_message() -> None:
+    # the parser (a banner after its console panic line) and Dump.trap (the panic's trap record among
+    # several) use the same window: the record holds the message line or the one before, or starts at
+    # most four lines after it (a blank line and the process line between)
+    assert trap_follows(10, 14, 20) and not trap_follows(10, 15, 20)
+    assert trap_follows(10, 5, 9) and not trap_follows(10, 5, 8)
+    first, near, far = Trap(line=1, end=3), Trap(line=14, end=16), Trap(line=15, end=16)
+    assert Dump(panic_message_line=10, traps=(first, near)).trap == near
+    assert Dump(panic_message_line=10, traps=(first, far)).trap == first
+    assert Dump(traps=(near, first)).trap == near  # no message line: the first record
+    # a console banner four lines after the panic line is paired with it; five lines after is not
+    panic = "panic[cpu3]/thread=ffffff0007a4bc40: BAD TRAP: type=e (#pf Page fault) rp=ffffff0007a4b9f0 addr=4\n"
+    banner = "sched:\n#pf Page fault\nBad kernel fault at addr=0x4\npid=0, pc=0xfffffffffb8a1c7e, sp=0xffffff0007a4bae8\n"
+    for blanks, paired in ((3, True), (4, False)):  # the banner on line 5, or 6
+        trap = parse_transcript(panic + "\n" * blanks + banner, "t").trap
+        assert trap is not None and (trap.cpu == 3) is paired, (blanks, trap)
