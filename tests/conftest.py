@@ -84,3 +84,18 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         main(args)
     out, err = capsys.readouterr()
     return int(exc.value.code or 0), out, err
+
+
+def make_signature_raise(monkeypatch: pytest.MonkeyPatch, sig_id: str) -> None:
+    """Make matching the signature `sig_id` raise RuntimeError('boom'), wherever triage matches (a bug
+    in one rule, which must not stop the others)."""
+    import dumpscope.triage as triage_mod
+
+    real = triage_mod.match
+
+    def flaky(dump, sig):  # type: ignore[no-untyped-def]
+        if sig.id == sig_id:
+            raise RuntimeError("boom")
+        return real(dump, sig)
+
+    monkeypatch.setattr(triage_mod, "match", flaky)

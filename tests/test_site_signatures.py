@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import make_signature_raise, run_cli
 
 from dumpscope.errors import SignatureFileError
 from dumpscope.signatures import ENV_SIGNATURES, load_signature_set, site_dirs
@@ -224,20 +224,12 @@ def test_check_against_transcripts_reports_a_signature_that_raises_and_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # matched as triage matches (triage.match_all): a signature that raises is a finding, not a traceback
     import dumpscope.sigcheck as sigcheck
-    import dumpscope.triage as triage_mod
 
     against = tmp_path / "against"
     against.mkdir()
     shutil.copy(LIST_REMOVE, against / "hit.txt")
     d = site(tmp_path, {"acme-zfs-tempreserve.toml": SITE_SIG})
-    real = triage_mod.match
-
-    def match(dump, sig):  # type: ignore[no-untyped-def]
-        if sig.id == "illumos-12476":
-            raise RuntimeError("boom")
-        return real(dump, sig)
-
-    monkeypatch.setattr(triage_mod, "match", match)
+    make_signature_raise(monkeypatch, "illumos-12476")
     found = [f.text() for f in sigcheck.check_signatures(str(d), str(against))]
     assert f"{against}/hit.txt: error: signature illumos-12476 raised RuntimeError: boom; skipped" in found
     assert not any("no transcript in" in f for f in found)  # the site signature still matched

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import dumpscope.replay as replay_mod
 import dumpscope.signatures
-import dumpscope.triage as triage_mod
 from _dumps import stack, thread
 from _seeds import REMOVER, vatpit, vhpet, with_platform
+from conftest import make_signature_raise
 from dumpscope.dump import Dump, Frame, SectionKind, Stack, Status, Thread
 from dumpscope.parse import parse_transcript
 from dumpscope.signatures import load_signatures
@@ -114,14 +114,7 @@ def test_fix_status_needs_fix_info() -> None:
 
 
 def test_a_signature_that_raises_becomes_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = triage_mod.match
-
-    def flaky(dump, sig):  # type: ignore[no-untyped-def]
-        if sig.id == "illumos-13253":
-            raise RuntimeError("boom")
-        return real(dump, sig)
-
-    monkeypatch.setattr(triage_mod, "match", flaky)
+    make_signature_raise(monkeypatch, "illumos-13253")
     v = triage(vatpit(), "x")
     assert v.signature == "illumos-12476"
     assert any("illumos-13253 raised RuntimeError: boom" in n for n in v.notes)
