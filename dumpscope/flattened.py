@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MIN_FLATTENED", "looks_flattened", "split_flattened"]
+__all__ = ["MIN_FLATTENED", "flattened_lines", "looks_flattened", "split_flattened"]
 
 # A bug tracker or mail archive scraped to HTML loses its newlines, and a whole '> ::status' and '$C'
 # arrive on one line (mdb-formats §2: corpus 004, 027). mdb never prints two frames, two ::status
@@ -34,6 +34,13 @@ _STATUS_START = re.compile(r"^(?:debugging |operating system:|image uuid:|panic 
 MIN_FLATTENED = 3
 # Cheaper than the split: only long lines with several frame or field marks are tried at all.
 _LONG = 120
+
+
+def flattened_lines(lines: list[str]) -> list[tuple[int, list[str]]]:
+    """(line number, the lines it came from) of every flattened line of a transcript. Only a line
+    longer than a real mdb line is looked at: the test runs on every line of every transcript."""
+    return [(n, pieces) for n, line in enumerate(lines, 1)
+            if len(line) > _LONG and (pieces := split_flattened(line)) is not None]
 
 
 def looks_flattened(line: str) -> bool:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from lark import Token
 
 from dumpscope.dump import Cpu, Dump, Frame, Section, SectionKind, Stack, Status, Thread
-from dumpscope.flattened import split_flattened
+from dumpscope.flattened import flattened_lines
 from dumpscope.grammar import transcript_parser
 from dumpscope.lexer import LexInput, LineTok, clean_line, dec_value, hex_value, needs_cleaning, split_lines
 from dumpscope.records import fma_record, panicstack_frames, trap_records, typed_stack
@@ -45,8 +45,9 @@ _FIELD_NAMES = {
 # -- intermediate items the transformer builds; the linking pass turns them into the model -------
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
+class _Item(NamedTuple):
+    # a NamedTuple, as Frame is: a transcript's items are built by the dozen, and a frozen dataclass
+    # costs twice the time to build
     kind: SectionKind
     start: int
     end: int
@@ -319,8 +320,7 @@ def parse_transcript(text: str, name: str = "<input>") -> Dump:
     lines = split_lines(text)
     if needs_cleaning(text):  # most mdb output needs none of the paste clean-up
         lines = [clean_line(line) for line in lines]
-    flat = [(i + 1, pieces) for i, line in enumerate(lines)
-            if (pieces := split_flattened(line)) is not None]
+    flat = flattened_lines(lines)
     data = LexInput(lines)
     # the transformer's start method returns the items: Lark's annotation says a Tree, as without one
     items: list[_Item] = transcript_parser(TRANSFORMER).parse(data)  # type: ignore[assignment]
