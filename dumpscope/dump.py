@@ -45,8 +45,8 @@ class SectionKind(StrEnum):
 class Frame(NamedTuple):
     """One stack frame as mdb (or the kernel console) printed it.
 
-    A NamedTuple, where the other records are frozen dataclasses: a big transcript has hundreds of
-    thousands of frames, and a NamedTuple is built in a fifth of the time (bench/RESULTS.md)."""
+    A NamedTuple, like Thread, where the other records are frozen dataclasses: a big transcript has
+    hundreds of thousands of frames, and a NamedTuple is built in a fifth of the time (bench/RESULTS.md)."""
 
     line: int  # 1-based line number in the input where the frame starts
     function: str  # symbol name; for an unresolved frame the address text ('0xfffffffffba436e1')
@@ -115,9 +115,12 @@ class Stack:
     trap_frame: int | None = None  # index of the frame marked '<trap>' (Solaris 11.4)
 
 
-@dataclass(frozen=True, slots=True)
-class Thread:
-    """A kernel thread seen in ::findstack, ::stacks or ::threadlist output."""
+class Thread(NamedTuple):
+    """A kernel thread seen in ::findstack, ::stacks or ::threadlist output.
+
+    A NamedTuple like Frame: ::stacks gives a thread every few lines, and a frozen dataclass of 14
+    fields is built in three times the time (a bulk transcript's triage: 4.5% of its instructions,
+    bench/RESULTS.md). Its field `count` hides tuple.count, which nothing calls on a Thread."""
 
     line: int  # line of the header that introduced the thread
     kind: SectionKind  # FINDSTACK, STACKS or THREADLIST
@@ -126,7 +129,7 @@ class Thread:
     description: str | None = None  # '(bhyve/1 [vcpu 0])' text, 'CMD:'/'THREAD:'/'TASKQ:' text
     state: str | None = None  # ::stacks STATE ('SLEEP', 'PANIC', ...)
     sobj: str | None = None  # ::stacks SOBJ ('CV', 'SEMA', ...)
-    count: int | None = None  # ::stacks: number of threads sharing this stack
+    count: int | None = None  # type: ignore[assignment]  # ::stacks: threads sharing this stack (see above)
     stack_pointer: int | None = None  # ::findstack 'stack pointer for thread ...: SP'
     proc: int | None = None  # ::threadlist PROC
     lwp: int | None = None  # ::threadlist LWP

@@ -239,7 +239,7 @@ class _Build:
                     desc = f"{pc['what']}: {pc['desc']}" if pc["what"] != "CMD" else pc["desc"]
         proc, lwp, wchan = hex_value(g["proc"]), hex_value(g["lwp"]), hex_value(g["wchan"])
         if t is not None:
-            t = replace(t, line=row.line, kind=SectionKind.THREADLIST, description=t.description or desc,
+            t = t._replace(line=row.line, kind=SectionKind.THREADLIST, description=t.description or desc,
                         proc=proc, lwp=lwp, wchan=wchan)
         else:
             t = _thread(row.line, SectionKind.THREADLIST, hex_value(g["addr"]), (), description=desc, proc=proc,
@@ -338,7 +338,7 @@ def _with_flattened(dump: Dump, flat: list[tuple[int, list[str]]], name: str) ->
         status = replace(sub.status, line=n, lines=tuple((k, n) for k, _ in sub.status.lines)) \
             if sub.status is not None else None
         stacks = tuple(_moved_stack(st, n) for st in sub.stacks)
-        threads = tuple(replace(t, line=n, frames=_moved(t.frames, n)) for t in sub.threads)
+        threads = tuple(t._replace(line=n, frames=_moved(t.frames, n)) for t in sub.threads)
         notes.append(f"line {n}: a flattened paste ({len(pieces)} lines run together, newlines lost) was "
                      "split into its lines and read")
         # what the whole line was misread as (one long message, a one-line ::status) gives way to its pieces
@@ -600,15 +600,14 @@ def _merge_threads(threads: list[Thread], panic_thread: int | None) -> list[Thre
         out.append(t)
     if panic_thread is not None and panic_thread in by_addr:
         k = by_addr[panic_thread]
-        out[k] = replace(out[k], is_panic=True)
+        out[k] = out[k]._replace(is_panic=True)
     return out
 
 
 def _better(a: Thread, b: Thread) -> Thread:
     # Keep the richer stack (arguments beat none, more frames beat fewer) and fill gaps from the other.
     first, second = (b, a) if (b.has_args, len(b.frames)) > (a.has_args, len(a.frames)) else (a, b)
-    return replace(
-        first,
+    return first._replace(
         description=first.description or second.description,
         state=first.state or second.state,
         sobj=first.sobj or second.sobj,

@@ -264,7 +264,7 @@ def test_tilde_names_still_pair(sig12476) -> None:  # type: ignore[no-untyped-de
 def test_the_panicking_thread_is_never_its_own_partner(sig12476) -> None:  # type: ignore[no-untyped-def]
     d = vhpet()
     assert match(d, sig12476).confidence is Confidence.PAIRED  # type: ignore[union-attr]
-    for dump in (replace(d, threads=(replace(d.threads[0], is_panic=True),)),
+    for dump in (replace(d, threads=(d.threads[0]._replace(is_panic=True),)),
                  replace(d, panic_thread_address=REMOVER_ADDR)):
         m = match(dump, sig12476)
         assert m is not None and m.confidence is Confidence.LIKELY and not m.candidates

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import itertools
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -108,7 +107,7 @@ def test_chunk_boundaries(n: int) -> None:
     # threads and sections are written in chunks of 64: no item lost, doubled or misjoined at the seams
     frame = Frame(3, "swtch", None, 0x141, (1, 0xfffffe0000001234), 0xfffffb0400001000)
     t = Thread(2, SectionKind.FINDSTACK, 0xfffffe0000000001, (frame, frame._replace(module="unix", args=None)))
-    dump = Dump(threads=tuple(replace(t, line=i) for i in range(n)),
+    dump = Dump(threads=tuple(t._replace(line=i) for i in range(n)),
                 sections=tuple(Section(SectionKind.FINDSTACK, i, i + 1) for i in range(n)), line_count=n)
     assert streamed(dump, "x") == reference(dump, "x")
     assert len(json.loads(streamed(dump, "x"))["threads"]) == n
