@@ -37,10 +37,8 @@ _LONG = 120
 
 
 def flattened_lines(lines: list[str]) -> list[tuple[int, list[str]]]:
-    """(line number, the lines it came from) of every flattened line of a transcript. Only a line
-    longer than a real mdb line is looked at: the test runs on every line of every transcript."""
-    return [(n, pieces) for n, line in enumerate(lines, 1)
-            if len(line) > _LONG and (pieces := split_flattened(line)) is not None]
+    """(line number, the lines it came from) of every flattened line of a transcript."""
+    return [(n, pieces) for n, line in enumerate(lines, 1) if (pieces := split_flattened(line)) is not None]
 
 
 def looks_flattened(line: str) -> bool:

@@ -29,7 +29,6 @@ __all__ = [
     "dec_value",
     "decode_label",
     "hex_value",
-    "location",
     "needs_cleaning",
     "offset_value",
     "split_lines",
@@ -97,9 +96,7 @@ def split_lines(text: str) -> list[str]:
 
 def needs_cleaning(text: str) -> bool:
     """True when the text holds any paste artefact clean_line() removes (most mdb output has none)."""
-    # a one-character search runs at memory speed and a longer one does not (here 0.1 µs against
-    # 3-5 µs for 5 KB): most transcripts hold none of the artefacts' first characters but '<' or '['
-    return any(artefact[0] in text and artefact in text for artefact in _ARTEFACTS)
+    return any(artefact in text for artefact in _ARTEFACTS)
 
 
 def clean_line(line: str) -> str:
@@ -191,31 +188,22 @@ def split_symbol(sym: str) -> tuple[str, str | None]:
 
 
 @lru_cache(maxsize=65536)
-def location(symbol: str, offset: str | None) -> tuple[str, str | None, int | None]:
-    """(function, module, offset) of a symbol and the offset text after its '+' as mdb prints them:
-    ('unix`swtch', '0x141') -> ('swtch', 'unix', 321); offset None when not printed or unreadable.
-    Cached for the same reason as split_symbol: ::stacks repeats the same frames in every group."""
-    return (*split_symbol(symbol), offset_value(offset))
-
-
 def decode_label(label: str) -> tuple[str, str | None, int | None]:
     """(function, module, offset) of a location as mdb prints it: 'swtch+0x141', 'unix`swtch+8',
     'vpanic' (offset None)."""
     symbol, _, off = label.partition("+")  # a symbol holds no "+"
-    return location(symbol, off)
+    return (*split_symbol(symbol), offset_value(off))
 
 
 def _frame(line: int, kind: str, m: dict[str, Any], args_text: str | None) -> Frame:
     """The Frame of a frame line, from its terminal's groups: every frame of every format is built here.
     `args_text` is the argument list, joined when it was wrapped onto further lines."""
     if kind == "FRAME":  # $C, $c, ::stack, ::findstack -v: [fp] [mod`]func[+off](args)
-        fp, neg = m["fp"], m["neg"]
-        where = location(m["sym"], m["off"])
-        if neg:  # 'func-0x10': a location before the symbol
-            where = (where[0], where[1], -(offset_value(neg) or 0))
-        return Frame(line, *where, _args(args_text), int(fp, 16) if fp else None)
+        fp, off, neg = m["fp"], m["off"], m["neg"]
+        offset = offset_value(off) if off else -(offset_value(neg) or 0) if neg else None
+        return Frame(line, *split_symbol(m["sym"]), offset, _args(args_text), int(fp, 16) if fp else None)
     if kind == "STACKS_FRAME":  # "  cv_wait+0x74": no arguments, no pointer column
-        return Frame(line, *location(m["sym"], m["off"]), None, None)
+        return Frame(line, *split_symbol(m["sym"]), offset_value(m["off"]), None, None)
     if kind == "BRACKET":  # "[ sp func+off() ]": the saved pc of a ::findstack thread
         return Frame(line, *decode_label(m["sym"]), (), hex_value(m["sp"]))
     pointer = int(m["fp"], 16)
@@ -453,8 +441,7 @@ class LineLexer(Lexer):
                     args_text, i = self._continue_args(data, i, args_text, line)
             frame = _frame(line, kind, m, args_text)
             frames.append(frame)
-            if args_text or frame.offset is None:  # what _note_overlong looks at (most frames have neither)
-                _note_overlong(data, line, m, args_text, frame)
+            _note_overlong(data, line, m, args_text, frame)
         return frames, i
 
     def _continue_args(self, data: LexInput, i: int, args_text: str, lineno: int) -> tuple[str, int]:

@@ -1427,12 +1427,9 @@ def fill_template(template: str, values: Mapping[str, str]) -> str:
     return template.format_map(_Unknown(values))
 
 
-# A signature's few templates are filled for every dump it matches (each event, three times over):
-# each is parsed once.
-@functools.lru_cache(maxsize=1024)
-def template_fields(template: str) -> tuple[str, ...]:
+def template_fields(template: str) -> list[str]:
     """The field names of a template, in order."""
-    return tuple(f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f)
+    return [f for _lit, f, _spec, _conv in string.Formatter().parse(template) if f]
 
 
 def fill_story(template: str, values: Mapping[str, str]) -> tuple[str | None, list[str]]:
