@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -568,8 +569,6 @@ def _tabulate(rows: list[list[str]], headers: list[str], colalign: tuple[str, ..
 
 def render_csv(verdicts: Iterable[Verdict]) -> str:
     """One CSV record per input: the table's columns plus status and error (raw values, csv-quoted)."""
-    import csv  # only the CSV formats need it (a cold start imports what its command uses)
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(_CSV_COLUMNS)
@@ -654,8 +653,6 @@ _SUMMARY_CSV_COLUMNS = ("group", "key", "title", "count", "first_build", "last_b
 
 def render_summary_csv(verdicts: Iterable[Verdict]) -> str:
     """The --summary rows as CSV: group, key, title, count, first_build, last_build, example."""
-    import csv  # only the CSV formats need it (a cold start imports what its command uses)
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(_SUMMARY_CSV_COLUMNS)
@@ -702,8 +699,6 @@ def render_history(rows: Sequence[BucketHistory]) -> str:
 def render_history_csv(rows: Sequence[BucketHistory]) -> str:
     """The history rows as CSV (HISTORY_CSV_COLUMNS); hosts separated by spaces, times ISO 8601 UTC, cells
     from transcripts as `csv_cell` makes them (no formula, no control or invisible character)."""
-    import csv  # only the CSV formats need it (a cold start imports what its command uses)
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HISTORY_CSV_COLUMNS)

@@ -953,7 +953,7 @@ def _parse_any(path: str, data: bytes, ours: bool = False) -> tuple[Signature | 
     bound = {n for n, _ in crash.bind} | {n for t in threads for n, _ in t.bind}
     derive = _derive(ctx, doc.get("derive", {}), bound)
     bound |= {n for n, _ in derive}
-    named = _named_fields(crash, threads)
+    named = _named_fields(crash, (t.role for t in threads))
     events = _events(ctx, doc.get("events", []), bound | named | EXTRA_FIELDS,
                      {f.name for f in crash.frames if f.name}, {t.role for t in threads})
     hints = _with_search_hints(_hints(ctx, doc.get("hints", []), ("hints",), bound | named | EXTRA_FIELDS), threads)
@@ -1218,6 +1218,9 @@ def _threads(ctx: _Ctx, raw: Any, crash: CrashSpec) -> tuple[ThreadSpec, ...]:
         raise ctx.fail(("threads",), "threads must be an array of tables ([[threads]])")
     out = []
     crash_names = {n for n, _ in crash.bind}
+    # every role may be named in any thread's hints; a role that is not a string fails below
+    roles = (th["role"] for th in raw if isinstance(th, Mapping) and isinstance(th.get("role"), str))
+    named = _named_fields(crash, roles)
     for i, th in enumerate(raw):
         w: tuple[str | int, ...] = ("threads", i)
         _keys(ctx, th, _THREAD_KEYS, w)
@@ -1238,7 +1241,7 @@ def _threads(ctx: _Ctx, raw: Any, crash: CrashSpec) -> tuple[ThreadSpec, ...]:
             _keys(ctx, cl, _CLAUSE_KEYS, cw)
             text = _str(ctx, cl, "check", cw)
             clauses.append(_clause(ctx, cw, text, cl, frames, names))
-        hints = _hints(ctx, th.get("hints", []), w + ("hints",), names | _named_fields(crash, raw) | EXTRA_FIELDS)
+        hints = _hints(ctx, th.get("hints", []), w + ("hints",), names | named | EXTRA_FIELDS)
         out.append(ThreadSpec(
             role, _str(ctx, th, "description", w) if "description" in th else role, frames, bind,
             tuple(clauses), hints, ctx.line(w + ("role",)),
@@ -1267,13 +1270,11 @@ def _follow_ups(threads: Sequence[ThreadSpec]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _named_fields(crash: CrashSpec, threads: Sequence[ThreadSpec | Mapping[str, Any]]) -> set[str]:
+def _named_fields(crash: CrashSpec, roles: Iterable[str]) -> set[str]:
     # The template fields a signature's data names beyond its bindings (story.py fills them): each
     # named crash frame pattern ('{handler}', the function it matched) and each [[threads]] role
-    # ('{remover}', the thread that paired). `threads` may still be the raw tables.
-    roles = {t.role if isinstance(t, ThreadSpec) else t.get("role") if isinstance(t, Mapping) else None
-             for t in threads}
-    return {f.name for f in crash.frames if f.name} | {r for r in roles if isinstance(r, str)}
+    # ('{remover}', the thread that paired).
+    return {f.name for f in crash.frames if f.name} | set(roles)
 
 
 def _clause(ctx: _Ctx, where: tuple[str | int, ...], text: str, raw: Mapping[str, Any],
